@@ -1,0 +1,83 @@
+"""The exception hierarchy: one base, each error also the builtin it resembles."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+class SnapstoreError(Exception):
+    """Base class of every error snapstore raises."""
+
+
+class InvalidInputError(SnapstoreError, ValueError):
+    """An argument was rejected; nothing was written."""
+
+
+class NotFoundError(SnapstoreError, KeyError):
+    """A record or snapshot that was asked for by its identity does not exist."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ quotes its argument as a repr; a sentence reads better.
+        return str(self.args[0]) if self.args else ""
+
+
+class LockTimeout(SnapstoreError, TimeoutError):
+    """The writer lock was not obtained within the caller's timeout."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__(
+            f"could not acquire the writer lock {path} within {timeout:g} s; "
+            "another process holds it (raise lock_timeout to wait longer)"
+        )
+        self.path = path
+        self.timeout = timeout
+
+
+class CorruptionError(SnapstoreError, ValueError):
+    """A stored file holds bytes that are not a valid record."""
+
+    def __init__(self, path: Path, offset: int, line: int | None, reason: str) -> None:
+        where = f"{path} at byte offset {offset}"
+        if line is not None:
+            where += f" (line {line})"
+        super().__init__(
+            f"{where}: {reason}; run `snapstore verify {path}` for a full report and "
+            f"`snapstore repair {path}` to move the damaged bytes to quarantine"
+        )
+        self.path = path
+        self.offset = offset
+        self.line = line
+        self.reason = reason
+
+
+class StorageError(SnapstoreError, OSError):
+    """The file system failed an operation (EIO, ENOSPC, ...); the OS error is the cause."""
+
+
+class DurabilityError(StorageError):
+    """A sync failed; the handle refuses further writes until reopened.
+
+    After a failed fsync the kernel may have dropped the dirty pages, so a retry
+    could report success for data that is not on disk. The records of the failed
+    call may or may not have been stored: retry with a ``key`` for exactly-once.
+    """
+
+
+class ClosedError(SnapstoreError, ValueError):
+    """The handle was closed (or made unusable by a failed sync)."""
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Report an OS error inside the block as a StorageError naming ``path``."""
+    try:
+        yield
+    except SnapstoreError:
+        raise
+    except OSError as exc:
+        raise StorageError(exc.errno, f"{path}: {exc.strerror or exc}") from exc

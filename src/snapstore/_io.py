@@ -1,0 +1,245 @@
+"""The I/O seam: every file-system effect snapstore has goes through here.
+
+Production code uses :class:`FileSystem`, which calls the OS. Tests install a
+subclass (:func:`installed`) that fails chosen calls or records every effect to
+materialize crash states. The composite operations (atomic replace, exclusive
+create, directory creation) are written in terms of the primitives, so a fault
+injected into a primitive reaches every code path that uses it.
+
+A handle captures :func:`current` when it opens, so the hot path pays one
+attribute lookup per effect, not a global lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_IS_WINDOWS = sys.platform == "win32"
+_OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+# Temp files carry their creator's host and pid, so a later open can tell a
+# crashed writer's leftover from a live writer's work in progress.
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+class FileSystem:
+    """The operating system, as snapstore uses it. Subclass to inject faults."""
+
+    # -- primitives ---------------------------------------------------------
+
+    def open_log(self, path: Path) -> tuple[int, bool]:
+        """Open (creating if absent) an append-only file; return (fd, created)."""
+        flags = os.O_RDWR | os.O_APPEND | _OPEN_FLAGS
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            return os.open(path, flags), False
+
+    def open_read(self, path: Path) -> int:
+        return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+
+    def open_temp(self, directory: Path, target: str) -> tuple[int, Path]:
+        """Create a uniquely named temp file (O_EXCL) for an atomic write of ``target``."""
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target}.{_HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=directory
+        )
+        return fd, Path(name)
+
+    def write(self, fd: int, data: bytes) -> None:
+        """Write all of ``data``; a short write continues where it stopped."""
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def read(self, fd: int, size: int, offset: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def identity(self, path: Path) -> tuple[int, int]:
+        """(device, inode) of ``path``: tells whether a file was replaced."""
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    def fd_identity(self, fd: int) -> tuple[int, int]:
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
+
+    def sync(self, fd: int) -> None:
+        """Make the file's data (and the size needed to read it) durable."""
+        if sys.platform == "darwin":
+            # fsync on macOS only reaches the drive's cache; F_FULLFSYNC flushes it.
+            import fcntl  # noqa: PLC0415 - only exists on POSIX
+
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+        elif sys.platform == "win32":
+            os.fsync(fd)
+        else:
+            os.fdatasync(fd)
+
+    def sync_dir(self, path: Path) -> None:
+        """Make the entries of directory ``path`` (creations, renames) durable."""
+        if _IS_WINDOWS:
+            return  # NTFS journals directory entries; directories cannot be opened.
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def replace(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
+
+    def link(self, source: Path, target: Path) -> None:
+        os.link(source, target)
+
+    def unlink(self, path: Path) -> None:
+        path.unlink()
+
+    def mkdir(self, path: Path) -> None:
+        path.mkdir()
+
+    # -- composites (built on the primitives above) -------------------------
+
+    def make_dirs(self, path: Path) -> None:
+        """Create ``path`` and missing parents, each entry made durable."""
+        missing: list[Path] = []
+        probe = path
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        for directory in reversed(missing):
+            try:
+                self.mkdir(directory)
+            except FileExistsError:
+                continue  # another process created it: its entry is its to sync
+            # The new directory is not durable until its parent's entry is.
+            self.sync_dir(directory.parent)
+
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` with ``data``: readers see the old or the new file, never a mix.
+
+        temp (unique name, O_EXCL) -> write all -> sync -> rename over -> sync the
+        directory. The temp is removed on any failure before the rename, and the
+        original error propagates.
+        """
+        fd, temp = self.open_temp(path.parent, path.name)
+        try:
+            try:
+                self.write(fd, data)
+                # The data must be on disk before the rename can make it visible,
+                # or a crash could leave the new name pointing at an empty file.
+                self.sync(fd)
+            finally:
+                self.close(fd)
+            self.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.unlink(temp)
+            raise
+        # The rename is not durable until the directory entry is.
+        self.sync_dir(path.parent)
+
+    def create_exclusive(self, path: Path, data: bytes) -> bool:
+        """Create ``path`` holding ``data`` unless it exists; never a partial file.
+
+        Returns False (and changes nothing) when ``path`` already exists. The
+        temp file is published with link(), which fails rather than overwrite.
+        """
+        fd, temp = self.open_temp(path.parent, path.name)
+        try:
+            try:
+                self.write(fd, data)
+                self.sync(fd)
+            finally:
+                self.close(fd)
+            try:
+                self.link(temp, path)
+            except FileExistsError:
+                return False
+            finally:
+                with contextlib.suppress(OSError):
+                    self.unlink(temp)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.unlink(temp)
+            raise
+        self.sync_dir(path.parent)
+        return True
+
+    def remove_stale_temps(self, directory: Path) -> list[Path]:
+        """Remove temp files left by crashed writers of this host; return them.
+
+        A temp file belongs to a crashed writer when its creator's pid no longer
+        exists here. Temps of live processes and of other hosts are left alone.
+        """
+        removed: list[Path] = []
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return removed
+        for name in names:
+            match = _TEMP_NAME.match(name)
+            if match is None or match["host"] != _HOST_TAG or _process_alive(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self.unlink(directory / name)
+                removed.append(directory / name)
+        if removed:
+            self.sync_dir(directory)
+        return removed
+
+
+def is_temp_name(name: str) -> bool:
+    return _TEMP_NAME.match(name) is not None
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid() or _IS_WINDOWS:
+        return True  # on Windows os.kill(pid, 0) would terminate the process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+_current = FileSystem()
+
+
+def current() -> FileSystem:
+    """The file system that handles opened from now on will use."""
+    return _current
+
+
+@contextlib.contextmanager
+def installed(fs: FileSystem) -> Iterator[FileSystem]:
+    """Use ``fs`` for handles opened inside the block (tests only)."""
+    global _current  # noqa: PLW0603 - the seam is process-wide by design
+    previous, _current = _current, fs
+    try:
+        yield fs
+    finally:
+        _current = previous

@@ -1,0 +1,412 @@
+"""The checked append-only log that IterationHistory and SnapshotStore sit on.
+
+A log is a JSONL file of self-checking lines (see ``_record``). Writers append
+under the writer lock; readers take no lock and see complete, valid lines only.
+
+Appending, in order, under the writer lock:
+
+1. Catch up: read what other processes appended since we last looked. Bytes
+   after the last valid line that no valid line follows are a torn tail left by
+   a writer that died mid-write: copy them to quarantine, then truncate, so the
+   new record is never glued to garbage.
+2. Assign seq = last seq + 1 to each record and write all lines of the batch,
+   newlines included, with one write loop.
+3. ``fdatasync`` (durability "fsync"). Only then are the records acknowledged
+   and handed to the owner's index.
+
+Threads appending at the same time form a group commit: one of them (the
+leader) writes and syncs everyone's records at once; each call returns only
+when its own records are durable.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import orjson
+
+from snapstore._errors import ClosedError, CorruptionError, DurabilityError, storage_errors
+from snapstore._quarantine import quarantine
+from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from snapstore._io import FileSystem
+    from snapstore._lock import WriterLock
+
+Durability = Literal["fsync", "write"]
+DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
+
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogPosition:
+    """How far a reader has consumed a log: the last record's end, seq and length."""
+
+    end: int = 0
+    seq: int = 0
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A damaged region found while reading a log."""
+
+    offset: int
+    length: int
+    line: int | None
+    reason: str
+
+
+@dataclass(slots=True)
+class _Request:
+    entries: list[Entry]
+    done: bool = False
+    records: list[LogRecord] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def outcome(self) -> list[LogRecord]:
+        if self.error is not None:
+            raise self.error
+        return self.records
+
+
+class CheckedLog:
+    """One append-only log file, its reader position and its group commit."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fs: FileSystem,
+        lock: WriterLock,
+        quarantine_dir: Path,
+        durability: Durability,
+        on_record: Callable[[LogRecord], None],
+        on_reset: Callable[[], None],
+        resolve: Callable[[Entry, list[LogRecord]], LogRecord | None] | None = None,
+        start: LogPosition | None = None,
+        tolerant: bool = False,
+    ) -> None:
+        self.path = path
+        self.durability: Durability = durability
+        self.problems: list[Problem] = []
+        self._fs = fs
+        self._lock = lock
+        self._quarantine_dir = quarantine_dir
+        self._on_record = on_record
+        self._on_reset = on_reset
+        self._resolve = resolve
+        self._tolerant = tolerant
+        self._clock = Clock()
+        self._state = threading.Lock()  # guards the position and the owner's index
+        self._cv = threading.Condition()  # guards the group-commit queue
+        self._pending: list[_Request] = []
+        self._leader_active = False
+        self._failure: BaseException | None = None
+        self._closed = False
+
+        self._position = LogPosition()
+        self._line_count: int | None = 0
+        with storage_errors(path):
+            fs.make_dirs(path.parent)
+            self._fd, created = fs.open_log(path)
+            if created:
+                # A new file is not durable until its directory entry is.
+                fs.sync_dir(path.parent)
+            self._identity = fs.fd_identity(self._fd)
+            if start is not None and start.seq > 0 and self._starts_at(start):
+                self._position = start
+                self._line_count = None  # unknown: the lines before start were not read
+            with self._state:
+                self._catch_up(writer=False)
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def position(self) -> LogPosition:
+        return self._position
+
+    @property
+    def last_seq(self) -> int:
+        return self._position.seq
+
+    def refresh(self) -> None:
+        """Take in what other processes appended since the last look."""
+        self._check_open()
+        with self._state, storage_errors(self.path):
+            self._reopen_if_replaced()
+            self._catch_up(writer=False)
+
+    def read(self, offset: int, length: int) -> LogRecord:
+        """Read the record stored at ``offset`` (one pread)."""
+        self._check_open()
+        line = self._fs.read(self._fd, length, offset)
+        obj = decode_line(line[:-1]) if line.endswith(b"\n") else None
+        if obj is None:
+            raise CorruptionError(self.path, offset, None, "record fails its checksum")
+        return _record_from(obj, offset, length)
+
+    def scan(self, end: int | None = None) -> Iterator[LogRecord]:
+        """Every valid record from the start of the file up to ``end``, in order."""
+        self._check_open()
+        stop = self._position.end if end is None else end
+        offset = 0
+        carry = b""
+        while offset < stop:
+            chunk = carry + self._fs.read(self._fd, min(_READ_CHUNK, stop - offset), offset)
+            base = offset - len(carry)
+            offset += len(chunk) - len(carry)
+            if len(chunk) == len(carry):
+                break  # the file shrank under us
+            start = 0
+            while (newline := chunk.find(b"\n", start)) >= 0:
+                obj = decode_line(chunk[start:newline])
+                if obj is not None:
+                    yield _record_from(obj, base + start, newline + 1 - start)
+                elif not self._tolerant:
+                    raise CorruptionError(
+                        self.path, base + start, None, "record fails its checksum"
+                    )
+                start = newline + 1
+            carry = chunk[start:]
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, entries: list[Entry]) -> list[LogRecord]:
+        """Append ``entries`` durably (per ``durability``); return their records.
+
+        An entry that ``resolve`` maps to an existing record is not written;
+        that record is returned in its place.
+        """
+        self._check_writable()
+        request = _Request(entries)
+        if self._lock.held_by_me():
+            # The caller decides something under the lock (a baseline pin): the
+            # leader may be waiting for that very lock, so commit directly.
+            self._commit([request])
+            return request.outcome()
+        with self._cv:
+            self._pending.append(request)
+            while not request.done and self._leader_active:
+                self._cv.wait()
+            if request.done:
+                return request.outcome()
+            self._leader_active = True
+            batch, self._pending = self._pending, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._cv:
+                self._leader_active = False
+                self._cv.notify_all()
+        return request.outcome()
+
+    def catch_up_locked(self) -> None:
+        """Take in everything committed so far; the caller holds the writer lock."""
+        assert self._lock.held_by_me()
+        self._check_writable()
+        with self._state, storage_errors(self.path):
+            self._reopen_if_replaced()
+            self._catch_up(writer=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._fs.close(self._fd)
+
+    # -- internals -----------------------------------------------------------
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            with self._lock, self._state, storage_errors(self.path):
+                self._check_writable()
+                self._reopen_if_replaced()
+                self._catch_up(writer=True)
+                self._write_batch(batch)
+        except BaseException as exc:  # every waiting caller learns the outcome
+            for request in batch:
+                request.error = exc
+            raise
+        finally:
+            for request in batch:
+                request.done = True
+
+    def _write_batch(self, batch: list[_Request]) -> None:
+        ts = self._clock.now()
+        staged: list[LogRecord] = []
+        lines: list[bytes] = []
+        seq = self._position.seq
+        offset = self._position.end
+        for request in batch:
+            for entry in request.entries:
+                existing = self._resolve(entry, staged) if self._resolve else None
+                if existing is not None:
+                    request.records.append(existing)
+                    continue
+                seq += 1
+                line = encode_line(seq, ts, entry)
+                record = LogRecord(
+                    seq, ts, entry.key, orjson.loads(entry.data_json), offset, len(line)
+                )
+                offset += len(line)
+                lines.append(line)
+                staged.append(record)
+                request.records.append(record)
+        if not lines:
+            return
+        start = self._position.end
+        try:
+            self._fs.write(self._fd, b"".join(lines))
+        except BaseException:
+            self._undo_partial_write(start)
+            raise
+        if self.durability == "fsync":
+            self._sync(f"records from seq {staged[0].seq} may not be durable")
+        for record in staged:
+            self._consume(record)
+
+    def _undo_partial_write(self, start: int) -> None:
+        # Our own unacknowledged bytes: cut them so the file stays valid. If even
+        # that fails, the next writer finds a torn tail and quarantines it.
+        try:
+            if self._fs.size(self._fd) > start:
+                self._fs.truncate(self._fd, start)
+        except OSError:
+            return
+
+    def _consume(self, record: LogRecord) -> None:
+        self._position = LogPosition(record.offset + record.length, record.seq, record.length)
+        if self._line_count is not None:
+            self._line_count += 1
+        self._on_record(record)
+
+    def _catch_up(self, *, writer: bool) -> None:
+        """Consume complete valid lines after our position; deal with the tail.
+
+        A damaged line followed by a valid one is corruption (an error, or a
+        reported problem in tolerant mode). Damage that nothing valid follows is
+        a torn tail: readers ignore it; a writer (holding the lock, so no live
+        writer is mid-write) moves it to quarantine and truncates.
+        """
+        size = self._fs.size(self._fd)
+        if size < self._position.end:
+            self._reset()
+        damaged: list[Problem] = []
+        offset = self._position.end
+        chunk_size = _READ_CHUNK
+        while offset < size:
+            chunk = self._fs.read(self._fd, min(chunk_size, size - offset), offset)
+            start = 0
+            while (newline := chunk.find(b"\n", start)) >= 0:
+                self._take_line(chunk[start:newline], offset + start, newline + 1 - start, damaged)
+                start = newline + 1
+            if start == 0:
+                if offset + len(chunk) >= size:
+                    break  # no newline before the end: a partial line
+                chunk_size *= 2  # a line longer than the chunk
+            offset += start
+        tail = damaged[0].offset if damaged else offset
+        if tail < size and writer:
+            self._quarantine_tail(tail, size)
+
+    def _take_line(self, line: bytes, offset: int, length: int, damaged: list[Problem]) -> None:
+        obj = decode_line(line)
+        line_no = None if self._line_count is None else self._line_count + len(damaged) + 1
+        if obj is None or obj["seq"] <= self._position.seq:
+            reason = (
+                "record fails its checksum"
+                if obj is None
+                else (f"seq {obj['seq']} does not follow seq {self._position.seq}")
+            )
+            damaged.append(Problem(offset, length, line_no, reason))
+            return
+        if damaged:
+            # Valid data after damage: not a torn tail but corruption.
+            first = damaged[0]
+            if not self._tolerant:
+                raise CorruptionError(self.path, first.offset, first.line, first.reason)
+            self.problems.extend(damaged)
+            damaged.clear()
+        self._consume(_record_from(obj, offset, length))
+
+    def _quarantine_tail(self, tail: int, size: int) -> None:
+        data = self._fs.read(self._fd, size - tail, tail)
+        quarantine(
+            self._fs,
+            self._quarantine_dir,
+            source=self.path,
+            offset=tail,
+            data=data,
+            reason="torn tail: bytes after the last complete record, left by an interrupted append",
+        )
+        # Only once the copy is durable may the bytes leave the log.
+        self._fs.truncate(self._fd, tail)
+        self._sync("the truncation of a torn tail may not be durable")
+
+    def _sync(self, consequence: str) -> None:
+        try:
+            self._fs.sync(self._fd)
+        except OSError as exc:
+            # The kernel may have dropped the dirty pages and cleared the error:
+            # a second fsync could "succeed" with the data gone. Never retry.
+            self._failure = exc
+            raise DurabilityError(
+                exc.errno,
+                f"fsync of {self.path} failed ({exc.strerror}): {consequence}; "
+                "reopen to write again",
+            ) from exc
+
+    def _reopen_if_replaced(self) -> None:
+        # repair() publishes a rewritten log with an atomic rename; a handle
+        # still reading the old inode starts over from the new file.
+        if self._fs.identity(self.path) == self._identity:
+            return
+        old = self._fd
+        self._fd, _ = self._fs.open_log(self.path)
+        self._identity = self._fs.fd_identity(self._fd)
+        self._fs.close(old)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._position = LogPosition()
+        self._line_count = 0
+        self.problems.clear()
+        self._on_reset()
+
+    def _starts_at(self, start: LogPosition) -> bool:
+        """Whether the record ending at ``start.end`` is the one a checkpoint names."""
+        if start.length <= 0 or start.end < start.length or start.end > self._fs.size(self._fd):
+            return False
+        line = self._fs.read(self._fd, start.length, start.end - start.length)
+        obj = decode_line(line[:-1]) if line.endswith(b"\n") else None
+        return obj is not None and obj["seq"] == start.seq
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failure is not None:
+            raise ClosedError(
+                f"{self.path}: an earlier sync failed ({self._failure}); "
+                "this handle refuses writes until the file is reopened"
+            )
+
+
+def _record_from(obj: dict[str, object], offset: int, length: int) -> LogRecord:
+    return LogRecord(
+        seq=obj["seq"],  # type: ignore[arg-type]
+        ts=obj["ts"],  # type: ignore[arg-type]
+        key=obj.get("key"),  # type: ignore[arg-type]
+        data=obj["data"],  # type: ignore[arg-type]
+        offset=offset,
+        length=length,
+    )

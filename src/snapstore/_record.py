@@ -1,0 +1,176 @@
+"""The line format of a checked log: one self-checking JSON object per line.
+
+    {"seq":7,"ts":"2026-11-23T08:42:31.123456Z","v":"0.1.0","key":null,"data":{...},"crc":"1a2b3c4d"}
+
+``crc`` is the CRC-32 of every byte of the line before ``,"crc":``, written as
+eight lowercase hex digits, so any changed byte is detected while the line stays
+plain JSON for jq, pandas and DuckDB. It is always the last field and has a fixed
+width, so a reader finds and checks it without parsing first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from snapstore._errors import InvalidInputError
+
+FORMAT_VERSION = "0.1.0"
+DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+MAX_KEY_LENGTH = 256
+
+_CRC_MARK = b',"crc":"'
+_TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
+_HEX = re.compile(rb"[0-9a-f]{8}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A datetime or a dataclass would be converted silently (to a string, to a
+# dict) and read back as something else: refuse them instead.
+_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What a caller asks to append: its JSON-encoded data and optional key."""
+
+    data_json: bytes
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A committed line of a log, parsed, with its place in the file."""
+
+    seq: int
+    ts: str
+    key: str | None
+    data: dict[str, Any]
+    offset: int
+    length: int
+
+    def timestamp(self) -> datetime:
+        return datetime.fromisoformat(self.ts)
+
+
+def encode_data(data: object, max_bytes: int) -> bytes:
+    """Serialize a record's payload, refusing anything that would not round-trip."""
+    if not isinstance(data, dict):
+        if not _is_mapping(data):
+            raise InvalidInputError(
+                f"record data must be a mapping with string keys, not {type(data).__name__}"
+            )
+        data = dict(data)  # type: ignore[call-overload]
+    try:
+        encoded = orjson.dumps(data, option=_DUMP_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidInputError(f"record data is not JSON: {exc}") from None
+    # orjson writes NaN and Infinity as null; only a payload holding null can
+    # hide one, so only such payloads pay for a walk over their values.
+    if b"null" in encoded:
+        _reject_non_finite(data)
+    if len(encoded) > max_bytes:
+        raise InvalidInputError(
+            f"record data is {len(encoded)} bytes, over the maximum of {max_bytes} bytes "
+            "(raise max_record_bytes to store larger records)"
+        )
+    return encoded
+
+
+def validate_key(key: object) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
+    if _CONTROL.search(key):
+        raise InvalidInputError(f"key {key!r} contains a control character")
+    return key
+
+
+def encode_line(seq: int, ts: str, entry: Entry) -> bytes:
+    key_json = b"null" if entry.key is None else orjson.dumps(entry.key)
+    head = b'{"seq":%d,"ts":"%s","v":"%s","key":%s,"data":' % (
+        seq,
+        ts.encode(),
+        FORMAT_VERSION.encode(),
+        key_json,
+    )
+    crc = zlib.crc32(entry.data_json, zlib.crc32(head))
+    return b'%s%s%s%08x"}\n' % (head, entry.data_json, _CRC_MARK, crc)
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """Parse one line (without its newline); None when it is not a valid record."""
+    if len(line) <= _TRAILER_LEN or not line.endswith(b'"}'):
+        return None
+    body_end = len(line) - _TRAILER_LEN
+    if line[body_end : body_end + len(_CRC_MARK)] != _CRC_MARK:
+        return None
+    digits = line[body_end + len(_CRC_MARK) : -2]
+    if not _HEX.fullmatch(digits) or int(digits, 16) != zlib.crc32(line[:body_end]):
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not (
+        isinstance(obj, dict)
+        and type(obj.get("seq")) is int
+        and obj["seq"] > 0
+        and isinstance(obj.get("ts"), str)
+        and isinstance(obj.get("data"), dict)
+        and (obj.get("key") is None or isinstance(obj["key"], str))
+    ):
+        return None
+    return obj
+
+
+class Clock:
+    """UTC timestamps as ISO-8601 strings with microseconds, cheap to make.
+
+    Timestamps are informational only; order is the sequence number.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        micros = time.time_ns() // 1000
+        second, fraction = divmod(micros, 1_000_000)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{fraction:06d}+00:00"
+
+
+def utc_from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _is_mapping(value: object) -> bool:
+    from collections.abc import Mapping  # noqa: PLC0415 - only on the slow path
+
+    return isinstance(value, Mapping)
+
+
+def _reject_non_finite(value: object) -> None:
+    if _has_non_finite_float(value):
+        raise InvalidInputError("record data contains NaN or Infinity, which JSON cannot represent")
+
+
+def _has_non_finite_float(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite_float(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite_float(v) for v in value)
+    return False
