@@ -12,6 +12,8 @@ from snapstore._errors import (
 )
 from snapstore._record import FORMAT_VERSION
 from snapstore.history import HistoryRecord, IterationHistory
+from snapstore.snapshot import NormalizedSnapshot
+from snapstore.store import SnapshotStore
 
 __version__ = FORMAT_VERSION
 
@@ -23,7 +25,9 @@ __all__ = [
     "InvalidInputError",
     "IterationHistory",
     "LockTimeout",
+    "NormalizedSnapshot",
     "NotFoundError",
+    "SnapshotStore",
     "SnapstoreError",
     "StorageError",
     "__version__",

@@ -55,6 +55,9 @@ class FileSystem:
         fd, name = tempfile.mkstemp(
             prefix=f".{target}.{_HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=directory
         )
+        if not _IS_WINDOWS:
+            # mkstemp creates 0600; the published file should read like the logs.
+            os.fchmod(fd, 0o644)
         return fd, Path(name)
 
     def write(self, fd: int, data: bytes) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from snapstore._cli import main
+
+sys.exit(main())

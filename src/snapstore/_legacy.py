@@ -1,0 +1,82 @@
+"""Reading the older layout: one ``snapshot_index.json`` of snapshot dicts.
+
+Its keys are either ``run_id`` (the oldest format, where a later stage of a run
+had overwritten the earlier ones) or ``"run_id:stage"``. Each value is a dict
+with ``run_id``, ``stage``, ``timestamp``, optionally ``snapshot_seq``,
+``metrics``, ``config``, ``comparison_key``; every other field goes to ``data``.
+
+Order: snapshots that carry a ``snapshot_seq`` keep their relative order. Those
+without one predate sequence numbers; they are ordered by ``timestamp`` (the
+only order they have, logged as a warning) and placed before the others.
+The original key, timestamp and seq are kept under ``data["legacy"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from snapstore._errors import CorruptionError, InvalidInputError
+from snapstore.snapshot import NormalizedSnapshot
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LEGACY_INDEX = "snapshot_index.json"
+_STRUCTURED = {
+    "run_id",
+    "stage",
+    "timestamp",
+    "snapshot_seq",
+    "metrics",
+    "config",
+    "comparison_key",
+}
+
+logger = logging.getLogger("snapstore")
+
+
+def read_legacy(source_dir: Path) -> list[NormalizedSnapshot]:
+    """The snapshots of an older store, in the order they should be saved."""
+    path = source_dir / LEGACY_INDEX
+    try:
+        document = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InvalidInputError(f"{source_dir} has no {LEGACY_INDEX} to import") from None
+    except orjson.JSONDecodeError as exc:
+        raise CorruptionError(path, exc.pos, exc.lineno, f"not JSON: {exc.msg}") from None
+    if not isinstance(document, dict):
+        raise CorruptionError(path, 0, 1, "expected a JSON object keyed by run_id or run_id:stage")
+    entries = [_entry(path, key, value) for key, value in document.items()]
+    with_seq = sorted((e for e in entries if e[0] is not None), key=lambda e: e[0] or 0)
+    without_seq = [e for e in entries if e[0] is None]
+    if without_seq:
+        logger.warning(
+            "%s: %d snapshots have no snapshot_seq; ordering them by their timestamp",
+            path,
+            len(without_seq),
+        )
+        without_seq.sort(key=lambda e: e[1])
+    return [snap for _, _, snap in without_seq + with_seq]
+
+
+def _entry(path: Path, key: str, value: Any) -> tuple[int | None, str, NormalizedSnapshot]:
+    if not isinstance(value, dict) or "run_id" not in value or "stage" not in value:
+        raise CorruptionError(path, 0, None, f"entry {key!r} lacks run_id or stage")
+    seq = value.get("snapshot_seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
+        raise CorruptionError(path, 0, None, f"entry {key!r} has a non-integer snapshot_seq")
+    timestamp = str(value.get("timestamp", ""))
+    data = {name: field for name, field in value.items() if name not in _STRUCTURED}
+    data["legacy"] = {"index_key": key, "timestamp": timestamp, "snapshot_seq": seq}
+    snap = NormalizedSnapshot(
+        run_id=value["run_id"],
+        stage=value["stage"],
+        metrics=value.get("metrics") or {},
+        config=value.get("config") or {},
+        data=data,
+        comparison_key=value.get("comparison_key"),
+    )
+    return seq, timestamp, snap

@@ -1,0 +1,348 @@
+"""The local directory backend: a store is a folder of checked logs and caches.
+
+<store>/
+  SNAPSTORE             marker {"format": 1, ...}; created once, atomically
+  .lock                 the store's writer lock (never deleted)
+  snapshots.jsonl       the commit log: one snapshot a line; its seq is the snapshot_seq
+  baselines.jsonl       baseline pins, a checked log of its own (seq space apart)
+  snapshot_index.json   derived: latest seq per "run_id:stage", groups, baselines
+  index.parquet         derived: one row per snapshot
+  history/<name>.jsonl  named IterationHistory logs
+  quarantine/           bytes moved aside by recovery and repair
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from snapstore import _io
+from snapstore._checkpoint import IndexImage, load_checkpoint, write_checkpoint
+from snapstore._errors import InvalidInputError, SnapstoreError, storage_errors
+from snapstore._lock import WriterLock
+from snapstore._log import CheckedLog, Durability, LogPosition
+from snapstore._names import group_key, index_key
+from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
+from snapstore._snapshot_index import SnapshotIndex
+from snapstore.history import IterationHistory
+from snapstore.snapshot import NormalizedSnapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+MARKER = "SNAPSTORE"
+STORE_FORMAT = 1
+SNAPSHOT_LOG = "snapshots.jsonl"
+BASELINE_LOG = "baselines.jsonl"
+LOCK_FILE = ".lock"
+HISTORY_DIR = "history"
+QUARANTINE_DIR = "quarantine"
+# Files a store may hold before its marker exists (a creation that crashed).
+_PRE_MARKER = {LOCK_FILE}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class NotAStoreError(SnapstoreError, FileExistsError):
+    """The directory holds files but is not a snapstore store."""
+
+
+class LocalBackend:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        durability: Durability,
+        lock_timeout: float,
+        max_record_bytes: int,
+        checkpoint_every: int,
+    ) -> None:
+        self.root = root
+        self._durability = durability
+        self._lock_timeout = lock_timeout
+        self._max_record_bytes = max_record_bytes
+        self._checkpoint_every = checkpoint_every
+        self._fs = _io.current()
+        self._index_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
+        self._histories: dict[str, IterationHistory] = {}
+        self._baselines: dict[str, int] = {}
+        with storage_errors(root):
+            self._open_marker()
+            self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
+            for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
+                self._fs.remove_stale_temps(directory)
+            loaded = load_checkpoint(root)
+            self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
+            self._checkpointed = start.seq if start is not None else 0
+            self._snapshots = self._open_log(
+                SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
+            )
+            self._baseline_log = self._open_log(
+                BASELINE_LOG, self._index_pin, self._baselines.clear, None
+            )
+
+    # -- opening -------------------------------------------------------------
+
+    def _open_marker(self) -> None:
+        marker = self.root / MARKER
+        self._fs.make_dirs(self.root)
+        if not marker.exists():
+            foreign = [
+                name
+                for name in sorted(p.name for p in self.root.iterdir())
+                if name not in _PRE_MARKER and not _io.is_temp_name(name)
+            ]
+            if foreign:
+                raise NotAStoreError(
+                    f"{self.root} is not a snapstore store (no {MARKER} file) but holds "
+                    f"{', '.join(foreign[:5])}; pick an empty directory, or migrate an "
+                    "older layout with SnapshotStore.import_legacy()"
+                )
+            document = {
+                "format": STORE_FORMAT,
+                "created_at": datetime.now(UTC).isoformat(),
+                "created_by": "snapstore",
+            }
+            # Exclusive: two processes creating one store both end up with one marker.
+            self._fs.create_exclusive(marker, orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        try:
+            found = orjson.loads(marker.read_bytes()).get("format")
+        except (orjson.JSONDecodeError, AttributeError):
+            found = None
+        if found != STORE_FORMAT:
+            raise NotAStoreError(
+                f"{marker} names store format {found!r}; this snapstore reads format {STORE_FORMAT}"
+            )
+
+    def _open_log(
+        self,
+        name: str,
+        on_record: Any,
+        on_reset: Any,
+        start: LogPosition | None,
+    ) -> CheckedLog:
+        return CheckedLog(
+            self.root / name,
+            fs=self._fs,
+            lock=self._lock,
+            quarantine_dir=self.root / QUARANTINE_DIR,
+            durability=self._durability,
+            on_record=on_record,
+            on_reset=on_reset,
+            resolve=self._same_as_latest if name == SNAPSHOT_LOG else None,
+            start=start,
+        )
+
+    # -- the index, fed by the logs ---------------------------------------------
+
+    def _index_snapshot(self, record: LogRecord) -> None:
+        data = record.data
+        created_us = (utc_from_iso(record.ts) - _EPOCH) // _MICROSECOND
+        with self._index_lock:
+            self._index.add(
+                record.seq,
+                data["run_id"],
+                data["stage"],
+                data["comparison_key"],
+                created_us,
+                record.offset,
+                record.length,
+            )
+
+    def _clear_index(self) -> None:
+        with self._index_lock:
+            self._index = SnapshotIndex()
+        self._checkpointed = 0
+
+    def _index_pin(self, record: LogRecord) -> None:
+        data = record.data
+        self._baselines[group_key(data["stage"], data["comparison_key"])] = data["snapshot_seq"]
+
+    def _same_as_latest(self, entry: Entry, staged: list[LogRecord]) -> LogRecord | None:
+        """The latest version of the entry's key, if its content is identical (a retry)."""
+        payload = orjson.loads(entry.data_json)
+        key = index_key(payload["run_id"], payload["stage"])
+        for record in reversed(staged):
+            if index_key(record.data["run_id"], record.data["stage"]) == key:
+                return record if record.data == payload else None
+        with self._index_lock:
+            seq = self._index.latest.get(key)
+            place = None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
+        if place is None:
+            return None
+        latest = self._snapshots.read(*place)
+        return latest if latest.data == payload else None
+
+    # -- Backend -------------------------------------------------------------
+
+    def save(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        payload = {
+            "run_id": snap.run_id,
+            "stage": snap.stage,
+            "comparison_key": snap.comparison_key,
+            "metrics": snap.metrics,
+            "config": snap.config,
+            "data": snap.data,
+        }
+        entry = Entry(encode_data(_plain(payload), self._max_record_bytes), None)
+        (record,) = self._snapshots.append([entry])
+        self._maybe_checkpoint()
+        return _snapshot_from(record)
+
+    def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
+        with self._index_lock:
+            seq = self._index.latest.get(index_key(run_id, stage))
+        return None if seq is None else self.get_by_seq(seq)
+
+    def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
+        with self._index_lock:
+            if not self._index.has(seq):
+                return None
+            place = self._index.offsets[seq], self._index.lengths[seq]
+        return _snapshot_from(self._snapshots.read(*place))
+
+    def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
+        with self._index_lock:
+            seqs = self._index.versions(run_id, stage)
+        return self._read_all(seqs)
+
+    def snapshots(self, run_id: str | None, stage: str | None) -> Iterator[NormalizedSnapshot]:
+        if run_id is None and stage is None:
+            end = self._snapshots.position.end
+            return (_snapshot_from(record) for record in self._snapshots.scan(end))
+        with self._index_lock:
+            seqs = self._index.seqs(run_id, stage)
+        return iter(self._read_all(seqs))
+
+    def count(self) -> int:
+        return self._index.count
+
+    def previous_comparable(
+        self, stage: str, comparison_key: str, run_id: str, below: int | None
+    ) -> NormalizedSnapshot | None:
+        with self._index_lock:
+            seq = self._index.previous_comparable(stage, comparison_key, run_id, below)
+        return None if seq is None else self.get_by_seq(seq)
+
+    def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
+        seq = self._baselines.get(group_key(stage, comparison_key))
+        return None if seq is None else self.get_by_seq(seq)
+
+    def establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        assert snap.comparison_key is not None
+        # Decided under the writer lock, after reading every pin committed so
+        # far: processes racing on an empty group all get the same answer.
+        with self._lock:
+            self._baseline_log.catch_up_locked()
+            self._snapshots.catch_up_locked()
+            existing = self.baseline(snap.stage, snap.comparison_key)
+            if existing is not None:
+                return existing
+            saved = snap if snap.saved else self.save(snap)
+            self._append_pin(saved, "established")
+            return saved
+
+    def pin_baseline(self, snap: NormalizedSnapshot) -> None:
+        with self._lock:
+            self._snapshots.catch_up_locked()
+            self._append_pin(snap, "set")
+
+    def _append_pin(self, snap: NormalizedSnapshot, action: str) -> None:
+        stored = self.get_by_seq(snap.snapshot_seq) if snap.snapshot_seq is not None else None
+        if stored is None or (stored.run_id, stored.stage) != (snap.run_id, snap.stage):
+            raise InvalidInputError(
+                f"snapshot {snap.run_id}:{snap.stage} seq {snap.snapshot_seq} is not stored "
+                f"in {self.root}; save it first"
+            )
+        pin = {
+            "stage": stored.stage,
+            "comparison_key": stored.comparison_key,
+            "snapshot_seq": stored.snapshot_seq,
+            "action": action,
+        }
+        self._baseline_log.append([Entry(orjson.dumps(pin), None)])
+
+    def history(self, name: str) -> IterationHistory:
+        history = self._histories.get(name)
+        if history is None:
+            history = IterationHistory(
+                self.root / HISTORY_DIR / f"{name}.jsonl",
+                durability=self._durability,
+                lock_timeout=self._lock_timeout,
+                max_record_bytes=self._max_record_bytes,
+                quarantine_dir=self.root / QUARANTINE_DIR,
+            )
+            self._histories[name] = history
+        return history
+
+    def refresh(self) -> None:
+        self._snapshots.refresh()
+        self._baseline_log.refresh()
+
+    def checkpoint(self) -> None:
+        with self._checkpoint_lock:
+            self._write_checkpoint()
+
+    def close(self) -> None:
+        try:
+            if self._snapshots.last_seq != self._checkpointed:
+                self.checkpoint()
+        finally:
+            for history in self._histories.values():
+                history.close()
+            self._snapshots.close()
+            self._baseline_log.close()
+            self._lock.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _maybe_checkpoint(self) -> None:
+        # Every N saves, and never more often than every 5% of the log: a
+        # checkpoint rewrites one row per snapshot, so a fixed interval would
+        # make the average save cost grow with the store.
+        due = max(self._checkpoint_every, self._index.count // 20)
+        if self._snapshots.last_seq - self._checkpointed < due:
+            return
+        if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
+            try:
+                self._write_checkpoint()
+            finally:
+                self._checkpoint_lock.release()
+
+    def _write_checkpoint(self) -> None:
+        with self._index_lock:
+            image = IndexImage(self._snapshots.position, self._index.copy(), dict(self._baselines))
+        with storage_errors(self.root):
+            write_checkpoint(self._fs, self.root, image)
+        self._checkpointed = image.position.seq
+
+    def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
+        snaps = [self.get_by_seq(seq) for seq in seqs]
+        return [snap for snap in snaps if snap is not None]
+
+
+def _plain(payload: dict[str, Any]) -> dict[str, Any]:
+    """Mapping views (the snapshot's read-only fields) as dicts orjson can encode."""
+    return {
+        name: dict(value) if name in {"metrics", "config", "data"} else value
+        for name, value in payload.items()
+    }
+
+
+def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
+    data = record.data
+    return NormalizedSnapshot(
+        run_id=data["run_id"],
+        stage=data["stage"],
+        metrics=data["metrics"],
+        config=data["config"],
+        data=data["data"],
+        comparison_key=data["comparison_key"],
+        created_at=utc_from_iso(record.ts),
+        snapshot_seq=record.seq,
+    )

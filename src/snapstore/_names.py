@@ -1,0 +1,70 @@
+"""Rules for the names users give: run ids, stages, comparison keys, history names.
+
+Index keys are ``"<run_id>:<stage>"``. A stage may not contain ``:``, so the key
+splits unambiguously at its *last* colon: ``("a:b", "c")`` is ``"a:b:c"``, and
+``("a", "b:c")`` is refused. Comparison groups are ``"<stage>:<comparison_key>"``
+and split at the *first* colon for the same reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+from snapstore._errors import InvalidInputError
+
+MAX_NAME_LENGTH = 200
+_STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_HISTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_text(what: str, value: object) -> str:
+    """A free-form identifier: non-empty, printable, at most MAX_NAME_LENGTH characters."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidInputError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInputError(f"{what} is {len(value)} characters, over {MAX_NAME_LENGTH}")
+    if _CONTROL.search(value):
+        raise InvalidInputError(f"{what} {value!r} contains a control character")
+    return value
+
+
+def check_stage(value: object) -> str:
+    stage = check_text("stage", value)
+    if not _STAGE.fullmatch(stage):
+        raise InvalidInputError(
+            f"stage {stage!r} may hold only letters, digits, '_', '.' and '-' "
+            "(and must start with a letter or digit)"
+        )
+    return stage
+
+
+def check_history_name(value: object) -> str:
+    """A history name becomes a file name: no separators, no leading dot, no '..'."""
+    name = check_text("history name", value)
+    if not _HISTORY_NAME.fullmatch(name) or ".." in name:
+        raise InvalidInputError(
+            f"history name {name!r} may hold only letters, digits, '_', '.' and '-', "
+            "must start with a letter or digit and may not contain '..'"
+        )
+    return name
+
+
+def index_key(run_id: str, stage: str) -> str:
+    return f"{run_id}:{stage}"
+
+
+def split_index_key(key: str) -> tuple[str, str]:
+    run_id, _, stage = key.rpartition(":")
+    return run_id, stage
+
+
+def group_key(stage: str, comparison_key: str) -> str:
+    return f"{stage}:{comparison_key}"
+
+
+def split_group_key(key: str) -> tuple[str, str]:
+    stage, _, comparison_key = key.partition(":")
+    return stage, comparison_key

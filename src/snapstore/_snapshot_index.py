@@ -1,0 +1,162 @@
+"""The in-memory index of a snapshot log: where each snapshot is and how they relate.
+
+Everything is keyed by ``snapshot_seq`` in flat arrays (about 50 bytes a snapshot),
+so a store of a million snapshots stays small and each update is O(1):
+
+- ``latest["run_id:stage"]`` is the newest seq of that key, and
+  ``prev_version[seq]`` chains back through the older versions of the same key;
+- ``group_latest["stage:comparison_key"]`` is the newest seq of that comparison
+  group, and ``prev_comparable[seq]`` chains back through the group.
+
+"The previous comparable run" is a walk down the group chain, ordered by seq
+alone: never a timestamp, never a file's mtime.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+from snapstore._names import group_key, index_key
+
+_MISSING = -1
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """What the index holds about one snapshot."""
+
+    seq: int
+    run_id: str
+    stage: str
+    comparison_key: str
+    created_us: int
+    offset: int
+    length: int
+    prev_version: int
+    prev_comparable: int
+
+
+class SnapshotIndex:
+    def __init__(self) -> None:
+        # Slot 0 is unused so that a seq is its own position.
+        self.offsets = array("q", [_MISSING])
+        self.lengths = array("q", [0])
+        self.created_us = array("q", [0])
+        self.prev_version = array("q", [0])
+        self.prev_comparable = array("q", [0])
+        self.run_ids: list[str] = [""]
+        self.stages: list[str] = [""]
+        self.comparison_keys: list[str] = [""]
+        self.latest: dict[str, int] = {}
+        self.group_latest: dict[str, int] = {}
+        self.count = 0
+        self._interned: dict[str, str] = {}
+
+    def add(  # noqa: PLR0917 - one positional field per column, called from one place
+        self,
+        seq: int,
+        run_id: str,
+        stage: str,
+        comparison_key: str,
+        created_us: int,
+        offset: int,
+        length: int,
+    ) -> None:
+        """Index the snapshot committed as ``seq`` (seqs arrive in increasing order)."""
+        self.grow_to(seq)
+        key = index_key(run_id, stage)
+        group = group_key(stage, comparison_key)
+        self.offsets[seq] = offset
+        self.lengths[seq] = length
+        self.created_us[seq] = created_us
+        self.prev_version[seq] = self.latest.get(key, 0)
+        self.prev_comparable[seq] = self.group_latest.get(group, 0)
+        # Many snapshots share a run id, stage or comparison key: keep one copy.
+        self.run_ids[seq] = self._intern(run_id)
+        self.stages[seq] = self._intern(stage)
+        self.comparison_keys[seq] = self._intern(comparison_key)
+        self.latest[key] = seq
+        self.group_latest[group] = seq
+        self.count += 1
+
+    def copy(self) -> SnapshotIndex:
+        """An independent copy (for a checkpoint written while saves go on)."""
+        clone = SnapshotIndex()
+        clone.offsets = array("q", self.offsets)
+        clone.lengths = array("q", self.lengths)
+        clone.created_us = array("q", self.created_us)
+        clone.prev_version = array("q", self.prev_version)
+        clone.prev_comparable = array("q", self.prev_comparable)
+        clone.run_ids = list(self.run_ids)
+        clone.stages = list(self.stages)
+        clone.comparison_keys = list(self.comparison_keys)
+        clone.latest = dict(self.latest)
+        clone.group_latest = dict(self.group_latest)
+        clone.count = self.count
+        return clone
+
+    def has(self, seq: int) -> bool:
+        return 0 < seq < len(self.offsets) and self.offsets[seq] != _MISSING
+
+    def last_seq(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, seq: int) -> IndexRow:
+        return IndexRow(
+            seq,
+            self.run_ids[seq],
+            self.stages[seq],
+            self.comparison_keys[seq],
+            self.created_us[seq],
+            self.offsets[seq],
+            self.lengths[seq],
+            self.prev_version[seq],
+            self.prev_comparable[seq],
+        )
+
+    def versions(self, run_id: str, stage: str) -> list[int]:
+        """Every seq of ``(run_id, stage)``, oldest first."""
+        seqs: list[int] = []
+        seq = self.latest.get(index_key(run_id, stage), 0)
+        while seq:
+            seqs.append(seq)
+            seq = self.prev_version[seq]
+        seqs.reverse()
+        return seqs
+
+    def previous_comparable(
+        self, stage: str, comparison_key: str, run_id: str, below: int | None
+    ) -> int | None:
+        """The highest seq below ``below`` in the group, from a run other than ``run_id``."""
+        seq = self.group_latest.get(group_key(stage, comparison_key), 0)
+        while seq and ((below is not None and seq >= below) or self.run_ids[seq] == run_id):
+            seq = self.prev_comparable[seq]
+        return seq or None
+
+    def seqs(self, run_id: str | None, stage: str | None) -> list[int]:
+        """Seqs in increasing order, filtered by run id and/or stage."""
+        if run_id is not None and stage is not None:
+            return self.versions(run_id, stage)
+        return [
+            seq
+            for seq in range(1, len(self.offsets))
+            if self.offsets[seq] != _MISSING
+            and (run_id is None or self.run_ids[seq] == run_id)
+            and (stage is None or self.stages[seq] == stage)
+        ]
+
+    def grow_to(self, seq: int) -> None:
+        # Seqs are gap-free unless repair quarantined a damaged record: a gap
+        # is a hole marked _MISSING.
+        missing = seq + 1 - len(self.offsets)
+        if missing <= 0:
+            return
+        self.offsets.extend([_MISSING] * missing)
+        for column in (self.lengths, self.created_us, self.prev_version, self.prev_comparable):
+            column.extend([0] * missing)
+        for names in (self.run_ids, self.stages, self.comparison_keys):
+            names.extend([""] * missing)
+
+    def _intern(self, text: str) -> str:
+        return self._interned.setdefault(text, text)

@@ -1,0 +1,116 @@
+"""NormalizedSnapshot: what one stage of one run produced."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Self
+
+import orjson
+
+from snapstore._errors import InvalidInputError
+from snapstore._names import check_stage, check_text
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedSnapshot:
+    """One stage of one run: its metrics, config and free-form data.
+
+    ``snapshot_seq`` and ``created_at`` are set by ``SnapshotStore.save_snapshot``;
+    ``comparison_key`` is derived from ``config`` on save when left ``None``. The
+    mappings are read-only views; build a new snapshot to change one.
+    """
+
+    run_id: str
+    stage: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    comparison_key: str | None = None
+    created_at: datetime | None = None
+    snapshot_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("metrics", "config", "data"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise InvalidInputError(f"{name} must be a mapping, not {type(value).__name__}")
+            object.__setattr__(self, name, _frozen(value))
+
+    @property
+    def saved(self) -> bool:
+        return self.snapshot_seq is not None
+
+    def with_comparison_key(self) -> NormalizedSnapshot:
+        """This snapshot with its names checked and its comparison key filled in."""
+        check_text("run_id", self.run_id)
+        check_stage(self.stage)
+        if self.comparison_key is not None:
+            check_text("comparison_key", self.comparison_key)
+            return self
+        return replace(self, comparison_key=config_fingerprint(self.config))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``created_at`` as ISO-8601 text)."""
+        return {
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "metrics": dict(self.metrics),
+            "config": dict(self.config),
+            "data": dict(self.data),
+            "comparison_key": self.comparison_key,
+            "created_at": None if self.created_at is None else self.created_at.isoformat(),
+            "snapshot_seq": self.snapshot_seq,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Self:
+        """The inverse of :meth:`to_dict`; unknown fields are refused."""
+        known = {
+            "run_id",
+            "stage",
+            "metrics",
+            "config",
+            "data",
+            "comparison_key",
+            "created_at",
+            "snapshot_seq",
+        }
+        unknown = set(value) - known
+        if unknown:
+            raise InvalidInputError(f"unknown snapshot fields: {', '.join(sorted(unknown))}")
+        try:
+            created = value.get("created_at")
+            return cls(
+                run_id=value["run_id"],
+                stage=value["stage"],
+                metrics=value.get("metrics") or {},
+                config=value.get("config") or {},
+                data=value.get("data") or {},
+                comparison_key=value.get("comparison_key"),
+                created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+                snapshot_seq=value.get("snapshot_seq"),
+            )
+        except KeyError as missing:
+            raise InvalidInputError(f"snapshot dict lacks the field {missing}") from None
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """The comparison key of a config: a hash of its canonical JSON (sorted keys)."""
+    try:
+        canonical = orjson.dumps(
+            dict(config),
+            option=orjson.OPT_SORT_KEYS
+            | orjson.OPT_PASSTHROUGH_DATETIME
+            | orjson.OPT_PASSTHROUGH_DATACLASS,
+        )
+    except TypeError as exc:
+        raise InvalidInputError(f"config is not JSON: {exc}") from None
+    return "cfg-" + hashlib.sha256(canonical).hexdigest()[:32]
