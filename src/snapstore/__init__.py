@@ -11,6 +11,7 @@ from snapstore._errors import (
     StorageError,
 )
 from snapstore._record import FORMAT_VERSION
+from snapstore._repair import CheckReport, Finding
 from snapstore.history import HistoryRecord, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot
 from snapstore.store import SnapshotStore
@@ -18,9 +19,11 @@ from snapstore.store import SnapshotStore
 __version__ = FORMAT_VERSION
 
 __all__ = [
+    "CheckReport",
     "ClosedError",
     "CorruptionError",
     "DurabilityError",
+    "Finding",
     "HistoryRecord",
     "InvalidInputError",
     "IterationHistory",

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import zlib
 from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from snapstore._errors import CorruptionError
 from snapstore._log import LogPosition
 from snapstore._names import group_key, index_key
 from snapstore._snapshot_index import SnapshotIndex
@@ -48,9 +50,12 @@ class IndexImage:
 def write_checkpoint(fs: FileSystem, root: Path, image: IndexImage) -> None:
     """Write ``index.parquet`` then ``snapshot_index.json``, each atomically."""
     meta = _position_meta(image.position, image.index.count)
-    fs.write_atomic(root / INDEX_PARQUET, _parquet_bytes(image.index, meta))
+    parquet = _parquet_bytes(image.index, meta)
+    fs.write_atomic(root / INDEX_PARQUET, parquet)
     document = {
         **meta,
+        # Ties the pair together: a damaged or mismatched parquet file is detected.
+        "parquet_crc32": f"{zlib.crc32(parquet):08x}",
         "latest": image.index.latest,
         "groups": image.index.group_latest,
         "baselines": image.baselines,
@@ -58,17 +63,26 @@ def write_checkpoint(fs: FileSystem, root: Path, image: IndexImage) -> None:
     fs.write_atomic(root / INDEX_JSON, orjson.dumps(document))
 
 
-def load_checkpoint(root: Path) -> tuple[SnapshotIndex, LogPosition] | None:
-    """The index as of the newest checkpoint, or None if there is no usable one."""
+def load_checkpoint(
+    root: Path, *, strict: bool = False
+) -> tuple[SnapshotIndex, LogPosition] | None:
+    """The index as of the newest checkpoint, or None if there is no usable one.
+
+    With ``strict``, an unusable checkpoint raises CorruptionError instead.
+    """
     parquet = root / INDEX_PARQUET
-    if not parquet.exists():
+    try:
+        data = parquet.read_bytes()
+    except FileNotFoundError:
         return None
     try:
-        index, meta = _read_parquet(parquet)
-    except Exception as exc:  # noqa: BLE001 - any unreadable cache means: replay the log
-        logger.warning("ignoring unreadable checkpoint %s: %s", parquet, exc)
+        index, meta = _read_parquet(data)
+        maps = _read_maps(root / INDEX_JSON, meta, f"{zlib.crc32(data):08x}")
+    except Exception as exc:  # any unreadable cache means: replay the log
+        if strict:
+            raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
+        logger.warning("ignoring unusable checkpoint %s: %s", parquet, exc)
         return None
-    maps = _read_maps(root / INDEX_JSON, meta)
     if maps is None:
         for seq in range(1, len(index.offsets)):
             if index.has(seq):
@@ -88,17 +102,25 @@ def _position_meta(position: LogPosition, count: int) -> dict[str, Any]:
     }
 
 
-def _read_maps(path: Path, meta: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]] | None:
-    """The key and group maps of snapshot_index.json if it covers the same position."""
+def _read_maps(
+    path: Path, meta: dict[str, Any], parquet_crc: str
+) -> tuple[dict[str, int], dict[str, int]] | None:
+    """The key and group maps of snapshot_index.json if it covers the same position.
+
+    A document of another position is stale (a crash fell between the two
+    writes): the maps are then derived from the parquet rows instead.
+    """
     try:
         document = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
     if not isinstance(document, dict) or document.get("position") != meta["position"]:
         return None
+    if document.get("parquet_crc32") != parquet_crc:
+        raise ValueError(f"{INDEX_PARQUET} does not match the checksum in {INDEX_JSON}")
     latest, groups = document.get("latest"), document.get("groups")
     if not isinstance(latest, dict) or not isinstance(groups, dict):
-        return None
+        raise TypeError(f"{INDEX_JSON} lacks its latest or groups map")
     return latest, groups
 
 
@@ -130,15 +152,21 @@ def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
         }
     ).replace_schema_metadata({_METADATA_KEY: orjson.dumps(meta)})
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
     return bytes(sink.getvalue())
 
 
-def _read_parquet(path: Path) -> tuple[SnapshotIndex, dict[str, Any]]:
+def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    table = pq.read_table(path, read_dictionary=["run_id", "stage", "comparison_key"])
+    # use_threads=False: with Arrow's thread pool, the interpreter sometimes
+    # aborts at exit ("terminate called without an active exception").
+    table = pq.read_table(
+        pa.BufferReader(data),
+        read_dictionary=["run_id", "stage", "comparison_key"],
+        use_threads=False,
+    )
     meta = orjson.loads(table.schema.metadata[_METADATA_KEY])
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")

@@ -24,7 +24,7 @@ from snapstore._checkpoint import IndexImage, load_checkpoint, write_checkpoint
 from snapstore._errors import InvalidInputError, SnapstoreError, storage_errors
 from snapstore._lock import WriterLock
 from snapstore._log import CheckedLog, Durability, LogPosition
-from snapstore._names import group_key, index_key
+from snapstore._names import check_stage, check_text, group_key, index_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore.history import IterationHistory
@@ -60,6 +60,7 @@ class LocalBackend:
         lock_timeout: float,
         max_record_bytes: int,
         checkpoint_every: int,
+        use_checkpoint: bool = True,
     ) -> None:
         self.root = root
         self._durability = durability
@@ -76,7 +77,7 @@ class LocalBackend:
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
-            loaded = load_checkpoint(root)
+            loaded = load_checkpoint(root) if use_checkpoint else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             self._checkpointed = start.seq if start is not None else 0
             self._snapshots = self._open_log(
@@ -141,18 +142,8 @@ class LocalBackend:
     # -- the index, fed by the logs ---------------------------------------------
 
     def _index_snapshot(self, record: LogRecord) -> None:
-        data = record.data
-        created_us = (utc_from_iso(record.ts) - _EPOCH) // _MICROSECOND
         with self._index_lock:
-            self._index.add(
-                record.seq,
-                data["run_id"],
-                data["stage"],
-                data["comparison_key"],
-                created_us,
-                record.offset,
-                record.length,
-            )
+            index_snapshot(self._index, record)
 
     def _clear_index(self) -> None:
         with self._index_lock:
@@ -324,6 +315,34 @@ class LocalBackend:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
+    """Add the snapshot committed as ``record`` to ``index``."""
+    data = record.data
+    index.add(
+        record.seq,
+        data["run_id"],
+        data["stage"],
+        data["comparison_key"],
+        (utc_from_iso(record.ts) - _EPOCH) // _MICROSECOND,
+        record.offset,
+        record.length,
+    )
+
+
+def snapshot_problem(data: dict[str, Any]) -> str | None:
+    """Why a valid log line is still not a snapshot record, or None if it is one."""
+    try:
+        check_text("run_id", data.get("run_id"))
+        check_stage(data.get("stage"))
+        check_text("comparison_key", data.get("comparison_key"))
+    except InvalidInputError as exc:
+        return str(exc)
+    missing = [
+        name for name in ("metrics", "config", "data") if not isinstance(data.get(name), dict)
+    ]
+    return f"snapshot record lacks {', '.join(missing)}" if missing else None
 
 
 def _plain(payload: dict[str, Any]) -> dict[str, Any]:

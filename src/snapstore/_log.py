@@ -156,25 +156,14 @@ class CheckedLog:
         """Every valid record from the start of the file up to ``end``, in order."""
         self._check_open()
         stop = self._position.end if end is None else end
-        offset = 0
-        carry = b""
-        while offset < stop:
-            chunk = carry + self._fs.read(self._fd, min(_READ_CHUNK, stop - offset), offset)
-            base = offset - len(carry)
-            offset += len(chunk) - len(carry)
-            if len(chunk) == len(carry):
-                break  # the file shrank under us
-            start = 0
-            while (newline := chunk.find(b"\n", start)) >= 0:
-                obj = decode_line(chunk[start:newline])
-                if obj is not None:
-                    yield _record_from(obj, base + start, newline + 1 - start)
-                elif not self._tolerant:
-                    raise CorruptionError(
-                        self.path, base + start, None, "record fails its checksum"
-                    )
-                start = newline + 1
-            carry = chunk[start:]
+        for line_no, (offset, line, complete) in enumerate(
+            read_lines(self._fs, self._fd, 0, stop), start=1
+        ):
+            obj = decode_line(line) if complete else None
+            if obj is not None:
+                yield _record_from(obj, offset, len(line) + 1)
+            elif not self._tolerant:
+                raise CorruptionError(self.path, offset, line_no, "record fails its checksum")
 
     # -- writing -------------------------------------------------------------
 
@@ -299,20 +288,10 @@ class CheckedLog:
         if size < self._position.end:
             self._reset()
         damaged: list[Problem] = []
-        offset = self._position.end
-        chunk_size = _READ_CHUNK
-        while offset < size:
-            chunk = self._fs.read(self._fd, min(chunk_size, size - offset), offset)
-            start = 0
-            while (newline := chunk.find(b"\n", start)) >= 0:
-                self._take_line(chunk[start:newline], offset + start, newline + 1 - start, damaged)
-                start = newline + 1
-            if start == 0:
-                if offset + len(chunk) >= size:
-                    break  # no newline before the end: a partial line
-                chunk_size *= 2  # a line longer than the chunk
-            offset += start
-        tail = damaged[0].offset if damaged else offset
+        for offset, line, complete in read_lines(self._fs, self._fd, self._position.end, size):
+            if complete:
+                self._take_line(line, offset, len(line) + 1, damaged)
+        tail = damaged[0].offset if damaged else self._position.end
         if tail < size and writer:
             self._quarantine_tail(tail, size)
 
@@ -399,6 +378,31 @@ class CheckedLog:
                 f"{self.path}: an earlier sync failed ({self._failure}); "
                 "this handle refuses writes until the file is reopened"
             )
+
+
+def read_lines(fs: FileSystem, fd: int, start: int, stop: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Split bytes ``[start, stop)`` of a file into lines: ``(offset, line, complete)``.
+
+    Complete lines come without their newline; bytes after the last newline
+    come last, with ``complete=False``. Reads in chunks, so memory stays bounded
+    by the longest line.
+    """
+    offset = start
+    chunk_size = _READ_CHUNK
+    while offset < stop:
+        chunk = fs.read(fd, min(chunk_size, stop - offset), offset)
+        if not chunk:
+            return  # the file shrank under us
+        pos = 0
+        while (newline := chunk.find(b"\n", pos)) >= 0:
+            yield offset + pos, chunk[pos:newline], True
+            pos = newline + 1
+        if pos == 0:
+            if offset + len(chunk) >= stop:
+                yield offset, chunk, False
+                return
+            chunk_size *= 2  # a line longer than the chunk: read more at once
+        offset += pos
 
 
 def _record_from(obj: dict[str, object], offset: int, length: int) -> LogRecord:

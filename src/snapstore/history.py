@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from snapstore._repair import CheckReport
+
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
@@ -83,6 +85,11 @@ class IterationHistory:
         if self.path.suffix != ".jsonl":
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
         self.max_record_bytes = max_record_bytes
+        self._quarantine_dir = (
+            Path(quarantine_dir)
+            if quarantine_dir is not None
+            else self.path.with_name(self.path.name + ".quarantine")
+        )
         fs = _io.current()
         self._index_lock = threading.Lock()
         self._seqs = array("q")
@@ -96,9 +103,7 @@ class IterationHistory:
                 self.path,
                 fs=fs,
                 lock=self._lock,
-                quarantine_dir=Path(quarantine_dir)
-                if quarantine_dir is not None
-                else self.path.with_name(self.path.name + ".quarantine"),
+                quarantine_dir=self._quarantine_dir,
                 durability=durability,
                 on_record=self._index_record,
                 on_reset=self._clear_index,
@@ -169,6 +174,24 @@ class IterationHistory:
     def problems(self) -> list[Problem]:
         """Damaged lines skipped so far (``tolerant=True`` only)."""
         return list(self._log.problems)
+
+    # -- checking ------------------------------------------------------------
+
+    def verify(self) -> CheckReport:
+        """Check every line: checksum, seq order, unique keys. Changes nothing."""
+        from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
+
+        return check_history(self.path, quarantine_dir=self._quarantine_dir)
+
+    def repair(self, *, dry_run: bool = False) -> CheckReport:
+        """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
+        from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
+
+        report = check_history(
+            self.path, repair=True, dry_run=dry_run, quarantine_dir=self._quarantine_dir
+        )
+        self._log.refresh()
+        return report
 
     # -- lifecycle -----------------------------------------------------------
 

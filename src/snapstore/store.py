@@ -11,6 +11,7 @@ from snapstore._local import LocalBackend
 from snapstore._log import DURABILITY_MODES, Durability
 from snapstore._names import check_history_name, check_stage, check_text
 from snapstore._record import DEFAULT_MAX_RECORD_BYTES
+from snapstore._repair import CheckReport, check_store
 from snapstore.history import DEFAULT_LOCK_TIMEOUT
 from snapstore.snapshot import NormalizedSnapshot
 
@@ -222,6 +223,20 @@ class SnapshotStore:
     def to_pandas(self) -> pd.DataFrame:
         """Every snapshot as a pandas DataFrame (needs the ``pandas`` extra)."""
         return self.to_arrow().to_pandas()
+
+    # -- checking ------------------------------------------------------------
+
+    def verify(self) -> CheckReport:
+        """Check every log line, every pin, every history and the derived indices."""
+        self._check_open()
+        return check_store(self.root)
+
+    def repair(self, *, dry_run: bool = False) -> CheckReport:
+        """Quarantine damage, keep every valid record, rebuild the derived indices."""
+        self._check_open()
+        report = check_store(self.root, repair=True, dry_run=dry_run)
+        self._backend.refresh()
+        return report
 
     # -- lifecycle -----------------------------------------------------------
 

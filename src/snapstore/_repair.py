@@ -1,0 +1,467 @@
+"""verify and repair: find every damaged byte, and move it aside without losing a valid record.
+
+verify reads everything and reports each problem with its path, line and byte
+offset. repair, under the writer lock:
+
+1. copies each damaged region of a log to quarantine (with a note of why);
+2. recovers valid records from inside a damaged region (a bit flip in a newline
+   glues two records into one bad line: both are found again by their
+   ``{"seq":`` start);
+3. writes the log anew from its valid records (temp, sync, rename, directory
+   sync) — or, when the only damage is a torn tail, truncates it off;
+4. removes temp files left by crashed writers and rebuilds the derived indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from snapstore import _io
+from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, load_checkpoint
+from snapstore._errors import CorruptionError, InvalidInputError, storage_errors
+from snapstore._local import (
+    BASELINE_LOG,
+    HISTORY_DIR,
+    LOCK_FILE,
+    MARKER,
+    QUARANTINE_DIR,
+    SNAPSHOT_LOG,
+    LocalBackend,
+    index_snapshot,
+    snapshot_problem,
+)
+from snapstore._lock import WriterLock
+from snapstore._log import read_lines
+from snapstore._names import group_key
+from snapstore._quarantine import quarantine
+from snapstore._record import LogRecord, decode_line
+from snapstore._snapshot_index import SnapshotIndex
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from snapstore._io import FileSystem
+
+_RECORD_START = b'{"seq":'
+_VERIFY_LOCK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: where it is and what it is."""
+
+    path: Path
+    message: str
+    offset: int | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = str(self.path)
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.offset is not None:
+            where += f" (byte {self.offset})"
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What verify found, or what repair did (or would do, with ``dry_run``)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    records: int = 0
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def merge(self, other: CheckReport) -> None:
+        self.findings.extend(other.findings)
+        self.actions.extend(other.actions)
+        self.records += other.records
+        self.files += other.files
+
+
+@dataclass(frozen=True, slots=True)
+class _Damage:
+    offset: int
+    data: bytes
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class _LogScan:
+    path: Path
+    size: int
+    good: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, line with newline)
+    damage: list[_Damage] = field(default_factory=list)
+
+    def only_tail_damage(self) -> bool:
+        return (
+            len(self.damage) == 1 and self.damage[0].offset + len(self.damage[0].data) == self.size
+        )
+
+
+# -- scanning one log ------------------------------------------------------------
+
+
+def _scan_log(
+    fs: FileSystem, path: Path, size: int, on_record: Callable[[LogRecord], str | None]
+) -> _LogScan:
+    """Classify every byte of ``path`` up to ``size`` as a valid record or damage.
+
+    ``on_record`` sees each valid record in order and may reject it (returning
+    why), which makes it damage too.
+    """
+    scan = _LogScan(path, size)
+    fd = fs.open_read(path)
+    try:
+        last_seq = 0
+        region: list[tuple[int, bytes, int]] = []  # consecutive bad lines (offset, raw, line no)
+        for line_no, (offset, line, complete) in enumerate(read_lines(fs, fd, 0, size), 1):
+            raw = line + b"\n" if complete else line
+            record = _decode(line, offset, len(raw)) if complete else None
+            if record is not None and record.seq > last_seq and on_record(record) is None:
+                if region:
+                    last_seq = _settle(scan, region, last_seq, on_record)
+                    region = []
+                scan.good.append((offset, raw))
+                last_seq = record.seq
+            else:
+                region.append((offset, raw, line_no))
+        if region:
+            _settle(scan, region, last_seq, on_record)
+    finally:
+        fs.close(fd)
+    return scan
+
+
+def _settle(
+    scan: _LogScan,
+    region: list[tuple[int, bytes, int]],
+    last_seq: int,
+    on_record: Callable[[LogRecord], str | None],
+) -> int:
+    """Record a damaged region, recovering any whole records hidden inside it."""
+    start = region[0][0]
+    data = b"".join(raw for _, raw, _ in region)
+    is_tail = start + len(data) == scan.size and not data.endswith(b"\n")
+    reason = (
+        "torn tail: an incomplete last record, left by an interrupted append"
+        if is_tail and len(region) == 1
+        else "damaged record(s): checksum mismatch or seq out of order"
+    )
+    scan.damage.append(_Damage(start, data, region[0][2], reason))
+    for offset, line in _salvage(data, start):
+        record = _decode(line, offset, len(line) + 1)
+        if record is not None and record.seq > last_seq and on_record(record) is None:
+            scan.good.append((offset, line + b"\n"))
+            last_seq = record.seq
+    return last_seq
+
+
+def _salvage(data: bytes, base: int) -> Iterator[tuple[int, bytes]]:
+    """Candidate records inside damaged bytes: each ``{"seq":`` up to the next one.
+
+    A candidate is tried whole, and without its last byte (the place a
+    newline turned into something else).
+    """
+    starts = []
+    at = data.find(_RECORD_START)
+    while at >= 0:
+        starts.append(at)
+        at = data.find(_RECORD_START, at + 1)
+    for i, begin in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(data)
+        candidate = data[begin:end].rstrip(b"\n")
+        for line in (candidate, candidate[:-1]):
+            if decode_line(line) is not None:
+                yield base + begin, line
+                break
+
+
+def _decode(line: bytes, offset: int, length: int) -> LogRecord | None:
+    obj = decode_line(line)
+    if obj is None:
+        return None
+    return LogRecord(obj["seq"], obj["ts"], obj.get("key"), obj["data"], offset, length)
+
+
+def _findings(scan: _LogScan) -> list[Finding]:
+    return [Finding(scan.path, d.reason, d.offset, d.line) for d in scan.damage]
+
+
+def _stable_size(fs: FileSystem, path: Path, lock_path: Path) -> int:
+    """The file's size at a moment no writer is mid-append (taken under its lock)."""
+    lock = WriterLock(lock_path, fs, _VERIFY_LOCK_TIMEOUT)
+    try:
+        with lock:
+            return path.stat().st_size
+    finally:
+        lock.close()
+
+
+# -- fixing one log --------------------------------------------------------------
+
+
+def _repair_log(fs: FileSystem, scan: _LogScan, quarantine_dir: Path, dry_run: bool) -> list[str]:
+    """Move the damage of a scanned log aside; the caller holds the log's writer lock."""
+    if not scan.damage:
+        return []
+    kept = len(scan.good)
+    if dry_run:
+        return [
+            f"would move {len(d.data)} bytes at {scan.path} byte {d.offset} to quarantine"
+            for d in scan.damage
+        ] + [f"would keep {kept} valid records of {scan.path}"]
+    actions = []
+    for damage in scan.damage:
+        moved = quarantine(
+            fs,
+            quarantine_dir,
+            source=scan.path,
+            offset=damage.offset,
+            data=damage.data,
+            reason=damage.reason,
+        )
+        actions.append(
+            f"moved {len(damage.data)} bytes at {scan.path} byte {damage.offset} to {moved}"
+        )
+    # The copies are durable before the log changes: nothing exists only in memory.
+    if scan.only_tail_damage():
+        fd, _ = fs.open_log(scan.path)
+        try:
+            fs.truncate(fd, scan.damage[0].offset)
+            fs.sync(fd)
+        finally:
+            fs.close(fd)
+        actions.append(f"truncated the torn tail of {scan.path}; kept {kept} valid records")
+    else:
+        fs.write_atomic(scan.path, b"".join(line for _, line in scan.good))
+        actions.append(f"rewrote {scan.path} with its {kept} valid records")
+    return actions
+
+
+def _check_log(
+    fs: FileSystem,
+    path: Path,
+    *,
+    lock_path: Path,
+    quarantine_dir: Path,
+    on_record: Callable[[LogRecord], str | None],
+    repair: bool,
+    dry_run: bool,
+) -> tuple[CheckReport, _LogScan]:
+    report = CheckReport(files=1)
+    if repair:
+        lock = WriterLock(lock_path, fs, _VERIFY_LOCK_TIMEOUT)
+        try:
+            with lock:
+                scan = _scan_log(fs, path, path.stat().st_size, on_record)
+                report.actions = _repair_log(fs, scan, quarantine_dir, dry_run)
+        finally:
+            lock.close()
+    else:
+        scan = _scan_log(fs, path, _stable_size(fs, path, lock_path), on_record)
+    report.findings = _findings(scan)
+    report.records = len(scan.good)
+    return report, scan
+
+
+# -- histories ---------------------------------------------------------------
+
+
+def check_history(
+    path: Path, *, repair: bool = False, dry_run: bool = False, quarantine_dir: Path | None = None
+) -> CheckReport:
+    """Verify (or repair) the history file ``path``."""
+    fs = _io.current()
+    keys: set[str] = set()
+
+    def unique_key(record: LogRecord) -> str | None:
+        if record.key is None:
+            return None
+        if record.key in keys:
+            return f"key {record.key!r} appears twice"
+        keys.add(record.key)
+        return None
+
+    with storage_errors(path):
+        report, _ = _check_log(
+            fs,
+            path,
+            lock_path=path.with_name(path.name + ".lock"),
+            quarantine_dir=quarantine_dir or path.with_name(path.name + ".quarantine"),
+            on_record=unique_key,
+            repair=repair,
+            dry_run=dry_run,
+        )
+    return report
+
+
+# -- stores ------------------------------------------------------------------
+
+
+def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> CheckReport:
+    """Verify (or repair) every file of the store at ``root``."""
+    fs = _io.current()
+    if not (root / MARKER).is_file():
+        raise InvalidInputError(f"{root} is not a snapstore store (no {MARKER} file)")
+    report = CheckReport()
+    replay = _Replay()
+    quarantine_dir = root / QUARANTINE_DIR
+    with storage_errors(root):
+        for name, check in ((SNAPSHOT_LOG, replay.snapshot), (BASELINE_LOG, replay.pin)):
+            if (root / name).exists():
+                part, _ = _check_log(
+                    fs,
+                    root / name,
+                    lock_path=root / LOCK_FILE,
+                    quarantine_dir=quarantine_dir,
+                    on_record=check,
+                    repair=repair,
+                    dry_run=dry_run,
+                )
+                report.merge(part)
+        for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
+            report.merge(
+                check_history(
+                    history, repair=repair, dry_run=dry_run, quarantine_dir=quarantine_dir
+                )
+            )
+        for directory in (root, root / HISTORY_DIR, quarantine_dir):
+            report.merge(_check_temps(fs, directory, repair=repair, dry_run=dry_run))
+        if repair:
+            report.actions.extend(_rebuild_indices(root, dry_run))
+        else:
+            report.findings.extend(_check_indices(root, replay.index))
+    return report
+
+
+class _Replay:
+    """Rebuilds a store's index from its logs while they are scanned."""
+
+    def __init__(self) -> None:
+        self.index = SnapshotIndex()
+
+    def snapshot(self, record: LogRecord) -> str | None:
+        problem = snapshot_problem(record.data)
+        if problem is None:
+            index_snapshot(self.index, record)
+        return problem
+
+    def pin(self, record: LogRecord) -> str | None:
+        seq = record.data.get("snapshot_seq")
+        if not isinstance(seq, int) or not self.index.has(seq):
+            return f"baseline pin names snapshot_seq {seq!r}, which is not stored"
+        expected = group_key(self.index.stages[seq], self.index.comparison_keys[seq])
+        found = group_key(str(record.data.get("stage")), str(record.data.get("comparison_key")))
+        return None if found == expected else f"baseline pin {found} does not match seq {seq}"
+
+
+def check_path(path: Path, *, repair: bool = False, dry_run: bool = False) -> CheckReport:
+    """Verify (or repair) a store directory or a standalone history file."""
+    if path.is_dir():
+        return check_store(path, repair=repair, dry_run=dry_run)
+    if path.suffix == ".jsonl" and path.is_file():
+        return check_history(path, repair=repair, dry_run=dry_run)
+    raise InvalidInputError(f"{path} is neither a snapstore store nor a history (.jsonl) file")
+
+
+def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool) -> CheckReport:
+    report = CheckReport()
+    if not directory.is_dir():
+        return report
+    stale = sorted(p for p in directory.iterdir() if _io.is_temp_name(p.name))
+    if not repair:
+        report.findings.extend(
+            Finding(p, "temp file of an interrupted atomic write (repair removes it)")
+            for p in stale
+        )
+    elif dry_run:
+        report.actions.extend(f"would remove stale temp file {p}" for p in stale)
+    else:
+        report.actions.extend(
+            f"removed stale temp file {p}" for p in fs.remove_stale_temps(directory)
+        )
+    return report
+
+
+def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
+    if dry_run:
+        return [f"would rebuild {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
+    backend = LocalBackend(
+        root,
+        durability="fsync",
+        lock_timeout=_VERIFY_LOCK_TIMEOUT,
+        max_record_bytes=1,
+        checkpoint_every=1,
+        use_checkpoint=False,
+    )
+    try:
+        backend.checkpoint()
+    finally:
+        backend.close()
+    return [f"rebuilt {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
+
+
+def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
+    """Derived files must agree with the replayed log (they may be absent, or stale)."""
+    parquet, document = root / INDEX_PARQUET, root / INDEX_JSON
+    findings: list[Finding] = []
+    if document.exists():
+        findings.extend(_check_index_json(document))
+    if not parquet.exists():
+        return findings
+    try:
+        loaded = load_checkpoint(root, strict=True)
+    except (CorruptionError, ValueError, OSError) as exc:
+        return [*findings, Finding(parquet, f"unreadable checkpoint: {exc}")]
+    assert loaded is not None
+    index, position = loaded
+    if position.seq > replay.last_seq() or (position.seq and not replay.has(position.seq)):
+        return [*findings, Finding(parquet, f"covers seq {position.seq}, beyond the log")]
+    expected = _replay_prefix(replay, position.seq)
+    for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1):
+        got = index.row(seq) if index.has(seq) else None
+        want = expected.row(seq) if expected.has(seq) else None
+        if got != want:
+            findings.append(Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log"))
+    if index.latest != expected.latest or index.group_latest != expected.group_latest:
+        findings.append(Finding(document, "latest or group entries disagree with the log"))
+    return findings
+
+
+def _check_index_json(document: Path) -> list[Finding]:
+    try:
+        body: Any = orjson.loads(document.read_bytes())
+    except (orjson.JSONDecodeError, OSError) as exc:
+        return [Finding(document, f"not valid JSON: {exc}")]
+    if not isinstance(body, dict) or not isinstance(body.get("position"), dict):
+        return [Finding(document, "not a snapstore index document")]
+    return []
+
+
+def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex:
+    """The index as it stood after snapshot ``last``."""
+    prefix = SnapshotIndex()
+    for seq in range(1, last + 1):
+        if replay.has(seq):
+            row = replay.row(seq)
+            prefix.add(
+                seq,
+                row.run_id,
+                row.stage,
+                row.comparison_key,
+                row.created_us,
+                row.offset,
+                row.length,
+            )
+    return prefix
