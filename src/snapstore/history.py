@@ -173,8 +173,12 @@ class IterationHistory:
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
-        self._log.close()
-        self._lock.close()
+        # The lock's descriptor is released even when closing the log reports
+        # an error (close(2) may report EIO after releasing the descriptor).
+        try:
+            self._log.close()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> Self:
         return self
