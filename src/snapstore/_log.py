@@ -21,6 +21,7 @@ when its own records are durable.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -116,15 +117,22 @@ class CheckedLog:
         with storage_errors(path):
             fs.make_dirs(path.parent)
             self._fd, created = fs.open_log(path)
-            if created:
-                # A new file is not durable until its directory entry is.
-                fs.sync_dir(path.parent)
-            self._identity = fs.fd_identity(self._fd)
-            if start is not None and start.seq > 0 and self._starts_at(start):
-                self._position = start
-                self._line_count = None  # unknown: the lines before start were not read
-            with self._state:
-                self._catch_up(writer=False)
+            try:
+                if created:
+                    # A new file is not durable until its directory entry is.
+                    fs.sync_dir(path.parent)
+                self._identity = fs.fd_identity(self._fd)
+                if start is not None and start.seq > 0 and self._starts_at(start):
+                    self._position = start
+                    self._line_count = None  # unknown: the lines before start were not read
+                with self._state:
+                    self._catch_up(writer=False)
+            except BaseException:
+                # The caller gets no handle to close (a corrupt file, a failed
+                # sync): release the descriptor here or it leaks.
+                with contextlib.suppress(OSError):
+                    fs.close(self._fd)
+                raise
 
     # -- reading -------------------------------------------------------------
 
