@@ -154,7 +154,8 @@ class CheckedLog:
     def read(self, offset: int, length: int) -> LogRecord:
         """Read the record stored at ``offset`` (one pread)."""
         self._check_open()
-        line = self._fs.read(self._fd, length, offset)
+        with storage_errors(self.path):
+            line = self._fs.read(self._fd, length, offset)
         obj = decode_line(line[:-1]) if line.endswith(b"\n") else None
         if obj is None:
             raise CorruptionError(self.path, offset, None, "record fails its checksum")
@@ -167,7 +168,8 @@ class CheckedLog:
         offset = 0
         carry = b""
         while offset < stop:
-            chunk = carry + self._fs.read(self._fd, min(_READ_CHUNK, stop - offset), offset)
+            with storage_errors(self.path):
+                chunk = carry + self._fs.read(self._fd, min(_READ_CHUNK, stop - offset), offset)
             base = offset - len(carry)
             offset += len(chunk) - len(carry)
             if len(chunk) == len(carry):

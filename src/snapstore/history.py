@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _io
-from snapstore._errors import InvalidInputError, NotFoundError
+from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._lock import WriterLock
 from snapstore._log import DURABILITY_MODES, CheckedLog, Durability, Problem
 from snapstore._record import (
@@ -89,8 +89,10 @@ class IterationHistory:
         self._offsets = array("q")
         self._lengths = array("q")
         self._keys: dict[str, int] = {}
-        fs.make_dirs(self.path.parent)
-        self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
+        # Report a failing disk as a StorageError here too, as every later call does.
+        with storage_errors(self.path):
+            fs.make_dirs(self.path.parent)
+            self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
         try:
             self._log = CheckedLog(
                 self.path,
