@@ -84,3 +84,17 @@ def same_json(a: object, b: object) -> bool:
         assert isinstance(b, list)
         return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def check_writers(path: Path, writers: int, count: int) -> None:
+    """``writers`` writers appended ``count`` records each: all are there, in order, once."""
+    records = check_log(path)
+    assert len(records) == writers * count
+    tags = [(r["data"]["writer"], r["data"]["i"]) for r in records]
+    assert sorted(tags) == [(w, i) for w in range(writers) for i in range(count)]
+    # Each writer's appends were sequential, so their seqs follow their order.
+    for writer in range(writers):
+        assert [i for w, i in tags if w == writer] == list(range(count))
+    with IterationHistory(path) as history:
+        assert len(history) == writers * count
+        assert [r.seq for r in history] == list(range(1, writers * count + 1))
