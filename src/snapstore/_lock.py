@@ -83,7 +83,12 @@ class WriterLock:
         return self._owner_thread == threading.get_ident()
 
     def close(self) -> None:
-        self._fs.close(self._fd)
+        # Idempotent: closing the same descriptor number twice could close a
+        # file that the process has since opened under that number.
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        self._fs.close(fd)
 
     def _acquire_os_lock(self, deadline: float) -> None:
         # flock has no timeout: poll non-blocking with a growing pause. The

@@ -21,6 +21,7 @@ when its own records are durable.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -116,15 +117,22 @@ class CheckedLog:
         with storage_errors(path):
             fs.make_dirs(path.parent)
             self._fd, created = fs.open_log(path)
-            if created:
-                # A new file is not durable until its directory entry is.
-                fs.sync_dir(path.parent)
-            self._identity = fs.fd_identity(self._fd)
-            if start is not None and start.seq > 0 and self._starts_at(start):
-                self._position = start
-                self._line_count = None  # unknown: the lines before start were not read
-            with self._state:
-                self._catch_up(writer=False)
+            try:
+                if created:
+                    # A new file is not durable until its directory entry is.
+                    fs.sync_dir(path.parent)
+                self._identity = fs.fd_identity(self._fd)
+                if start is not None and start.seq > 0 and self._starts_at(start):
+                    self._position = start
+                    self._line_count = None  # unknown: the lines before start were not read
+                with self._state:
+                    self._catch_up(writer=False)
+            except BaseException:
+                # The caller gets no handle to close (a corrupt file, a failed
+                # sync): release the descriptor here or it leaks.
+                with contextlib.suppress(OSError):
+                    fs.close(self._fd)
+                raise
 
     # -- reading -------------------------------------------------------------
 
@@ -146,7 +154,8 @@ class CheckedLog:
     def read(self, offset: int, length: int) -> LogRecord:
         """Read the record stored at ``offset`` (one pread)."""
         self._check_open()
-        line = self._fs.read(self._fd, length, offset)
+        with storage_errors(self.path):
+            line = self._fs.read(self._fd, length, offset)
         obj = decode_line(line[:-1]) if line.endswith(b"\n") else None
         if obj is None:
             raise CorruptionError(self.path, offset, None, "record fails its checksum")
@@ -156,14 +165,15 @@ class CheckedLog:
         """Every valid record from the start of the file up to ``end``, in order."""
         self._check_open()
         stop = self._position.end if end is None else end
-        for line_no, (offset, line, complete) in enumerate(
-            read_lines(self._fs, self._fd, 0, stop), start=1
-        ):
-            obj = decode_line(line) if complete else None
-            if obj is not None:
-                yield _record_from(obj, offset, len(line) + 1)
-            elif not self._tolerant:
-                raise CorruptionError(self.path, offset, line_no, "record fails its checksum")
+        with storage_errors(self.path):
+            for line_no, (offset, line, complete) in enumerate(
+                read_lines(self._fs, self._fd, 0, stop), start=1
+            ):
+                obj = decode_line(line) if complete else None
+                if obj is not None:
+                    yield _record_from(obj, offset, len(line) + 1)
+                elif not self._tolerant:
+                    raise CorruptionError(self.path, offset, line_no, "record fails its checksum")
 
     # -- writing -------------------------------------------------------------
 

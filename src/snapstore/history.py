@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _io
-from snapstore._errors import InvalidInputError, NotFoundError
+from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._lock import WriterLock
 from snapstore._log import DURABILITY_MODES, CheckedLog, Durability, Problem
 from snapstore._record import (
@@ -96,8 +96,10 @@ class IterationHistory:
         self._offsets = array("q")
         self._lengths = array("q")
         self._keys: dict[str, int] = {}
-        fs.make_dirs(self.path.parent)
-        self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
+        # Report a failing disk as a StorageError here too, as every later call does.
+        with storage_errors(self.path):
+            fs.make_dirs(self.path.parent)
+            self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
         try:
             self._log = CheckedLog(
                 self.path,
@@ -196,8 +198,12 @@ class IterationHistory:
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
-        self._log.close()
-        self._lock.close()
+        # The lock's descriptor is released even when closing the log reports
+        # an error (close(2) may report EIO after releasing the descriptor).
+        try:
+            self._log.close()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> Self:
         return self

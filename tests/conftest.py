@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from snapstore import IterationHistory
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from snapstore._log import Durability
+
+# Every example writes and fsyncs real files, so deadlines would only measure the disk.
+settings.register_profile(
+    "ci", max_examples=40, stateful_step_count=20, deadline=None, print_blob=True
+)
+settings.register_profile("dev", max_examples=150, stateful_step_count=30, deadline=None)
+settings.register_profile(
+    "soak",
+    max_examples=5000,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(params=["fsync", "write"])
+def durability(request: pytest.FixtureRequest) -> Durability:
+    mode: Durability = request.param
+    return mode
+
+
+@pytest.fixture
+def history_path(tmp_path: Path) -> Path:
+    return tmp_path / "history.jsonl"
+
+
+@pytest.fixture
+def history(history_path: Path, durability: Durability) -> Iterator[IterationHistory]:
+    with IterationHistory(history_path, durability=durability) as opened:
+        yield opened
