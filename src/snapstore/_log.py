@@ -30,7 +30,7 @@ import orjson
 
 from snapstore._errors import ClosedError, CorruptionError, DurabilityError, storage_errors
 from snapstore._quarantine import quarantine
-from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line
+from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line, hidden_records
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -303,7 +303,7 @@ class CheckedLog:
                 self._take_line(line, offset, len(line) + 1, damaged)
         tail = damaged[0].offset if damaged else self._position.end
         if tail < size and writer:
-            self._quarantine_tail(tail, size)
+            self._quarantine_tail(tail, size, damaged)
 
     def _take_line(self, line: bytes, offset: int, length: int, damaged: list[Problem]) -> None:
         obj = decode_line(line)
@@ -325,8 +325,22 @@ class CheckedLog:
             damaged.clear()
         self._consume(_record_from(obj, offset, length))
 
-    def _quarantine_tail(self, tail: int, size: int) -> None:
+    def _quarantine_tail(self, tail: int, size: int, damaged: list[Problem]) -> None:
         data = self._fs.read(self._fd, size - tail, tail)
+        # An interrupted append leaves a prefix of its lines: no complete,
+        # valid line can follow the damage. One hidden inside a damaged line (a
+        # flipped newline glued it on) means corruption, which only repair may
+        # touch: repair keeps that record. The unterminated last fragment is
+        # left out of the search: a crash can leave a whole record there, with
+        # garbage where its newline should be.
+        for position, _ in hidden_records(data[: data.rfind(b"\n") + 1]):
+            first = damaged[0] if damaged else Problem(tail, size - tail, None, "")
+            raise CorruptionError(
+                self.path,
+                first.offset,
+                first.line,
+                f"a valid record at byte {tail + position} follows damaged bytes",
+            )
         quarantine(
             self._fs,
             self._quarantine_dir,

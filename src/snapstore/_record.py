@@ -16,17 +16,21 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from snapstore._errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FORMAT_VERSION = "0.1.0"
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_KEY_LENGTH = 256
 
 _CRC_MARK = b',"crc":"'
+_RECORD_START = b'{"seq":'
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
 _HEX = re.compile(rb"[0-9a-f]{8}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -130,6 +134,27 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     ):
         return None
     return obj
+
+
+def hidden_records(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Valid lines inside damaged bytes: ``(position in data, line without newline)``.
+
+    A bit flip in a newline glues two records into one bad line. Each
+    ``{"seq":`` starts a candidate running to the next one; it is tried whole
+    and without its last byte (where the newline was).
+    """
+    starts = []
+    at = data.find(_RECORD_START)
+    while at >= 0:
+        starts.append(at)
+        at = data.find(_RECORD_START, at + 1)
+    for i, begin in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(data)
+        candidate = data[begin:end].rstrip(b"\n")
+        for line in (candidate, candidate[:-1]):
+            if decode_line(line) is not None:
+                yield begin, line
+                break
 
 
 class Clock:

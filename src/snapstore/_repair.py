@@ -37,16 +37,15 @@ from snapstore._lock import WriterLock
 from snapstore._log import read_lines
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
-from snapstore._record import LogRecord, decode_line
+from snapstore._record import LogRecord, decode_line, hidden_records
 from snapstore._snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from snapstore._io import FileSystem
 
-_RECORD_START = b'{"seq":'
 _VERIFY_LOCK_TIMEOUT = 30.0
 
 
@@ -159,32 +158,13 @@ def _settle(
         else "damaged record(s): checksum mismatch or seq out of order"
     )
     scan.damage.append(_Damage(start, data, region[0][2], reason))
-    for offset, line in _salvage(data, start):
+    for position, line in hidden_records(data):
+        offset = start + position
         record = _decode(line, offset, len(line) + 1)
         if record is not None and record.seq > last_seq and on_record(record) is None:
             scan.good.append((offset, line + b"\n"))
             last_seq = record.seq
     return last_seq
-
-
-def _salvage(data: bytes, base: int) -> Iterator[tuple[int, bytes]]:
-    """Candidate records inside damaged bytes: each ``{"seq":`` up to the next one.
-
-    A candidate is tried whole, and without its last byte (the place a
-    newline turned into something else).
-    """
-    starts = []
-    at = data.find(_RECORD_START)
-    while at >= 0:
-        starts.append(at)
-        at = data.find(_RECORD_START, at + 1)
-    for i, begin in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(data)
-        candidate = data[begin:end].rstrip(b"\n")
-        for line in (candidate, candidate[:-1]):
-            if decode_line(line) is not None:
-                yield base + begin, line
-                break
 
 
 def _decode(line: bytes, offset: int, length: int) -> LogRecord | None:

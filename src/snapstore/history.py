@@ -99,6 +99,7 @@ class IterationHistory:
         # Report a failing disk as a StorageError here too, as every later call does.
         with storage_errors(self.path):
             fs.make_dirs(self.path.parent)
+            fs.remove_stale_temps(self._quarantine_dir)
             self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
         try:
             self._log = CheckedLog(
