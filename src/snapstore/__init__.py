@@ -10,6 +10,8 @@ from snapstore._errors import (
     SnapstoreError,
     StorageError,
 )
+from snapstore._fstype import FilesystemWarning, UnsupportedFilesystemError
+from snapstore._local import NotAStoreError
 from snapstore._record import FORMAT_VERSION
 from snapstore._repair import CheckReport, Finding
 from snapstore.history import HistoryRecord, IterationHistory
@@ -23,15 +25,18 @@ __all__ = [
     "ClosedError",
     "CorruptionError",
     "DurabilityError",
+    "FilesystemWarning",
     "Finding",
     "HistoryRecord",
     "InvalidInputError",
     "IterationHistory",
     "LockTimeout",
     "NormalizedSnapshot",
+    "NotAStoreError",
     "NotFoundError",
     "SnapshotStore",
     "SnapstoreError",
     "StorageError",
+    "UnsupportedFilesystemError",
     "__version__",
 ]

@@ -22,6 +22,7 @@ import orjson
 from snapstore import _io
 from snapstore._checkpoint import IndexImage, load_checkpoint, write_checkpoint
 from snapstore._errors import InvalidInputError, SnapstoreError, storage_errors
+from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key, index_key
@@ -60,6 +61,7 @@ class LocalBackend:
         lock_timeout: float,
         max_record_bytes: int,
         checkpoint_every: int,
+        strict: bool = False,
         use_checkpoint: bool = True,
     ) -> None:
         self.root = root
@@ -67,12 +69,15 @@ class LocalBackend:
         self._lock_timeout = lock_timeout
         self._max_record_bytes = max_record_bytes
         self._checkpoint_every = checkpoint_every
+        self._strict = strict
         self._fs = _io.current()
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         self._histories: dict[str, IterationHistory] = {}
         self._baselines: dict[str, int] = {}
         with storage_errors(root):
+            check_filesystem(root, strict=strict)
+            self._fs.make_dirs(root)
             self._open_marker()
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
@@ -91,7 +96,6 @@ class LocalBackend:
 
     def _open_marker(self) -> None:
         marker = self.root / MARKER
-        self._fs.make_dirs(self.root)
         if not marker.exists():
             foreign = [
                 name
@@ -266,6 +270,7 @@ class LocalBackend:
                 durability=self._durability,
                 lock_timeout=self._lock_timeout,
                 max_record_bytes=self._max_record_bytes,
+                strict=self._strict,
                 quarantine_dir=self.root / QUARANTINE_DIR,
             )
             self._histories[name] = history

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
+from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
 from snapstore._log import DURABILITY_MODES, CheckedLog, Durability, Problem
 from snapstore._record import (
@@ -67,6 +68,7 @@ class IterationHistory:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         tolerant: bool = False,
+        strict: bool = False,
         quarantine_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
@@ -98,6 +100,7 @@ class IterationHistory:
         self._keys: dict[str, int] = {}
         # Report a failing disk as a StorageError here too, as every later call does.
         with storage_errors(self.path):
+            check_filesystem(self.path.parent, strict=strict)
             fs.make_dirs(self.path.parent)
             fs.remove_stale_temps(self._quarantine_dir)
             self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)

@@ -47,6 +47,7 @@ class SnapshotStore:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        strict: bool = False,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise InvalidInputError(
@@ -68,6 +69,7 @@ class SnapshotStore:
             lock_timeout=lock_timeout,
             max_record_bytes=max_record_bytes,
             checkpoint_every=checkpoint_every,
+            strict=strict,
         )
         self._closed = False
 
