@@ -115,10 +115,12 @@ class CheckedLog:
         self._line_count: int | None = 0
         with storage_errors(path):
             fs.make_dirs(path.parent)
-            self._fd, created = fs.open_log(path)
-            if created:
-                # A new file is not durable until its directory entry is.
-                fs.sync_dir(path.parent)
+            self._fd, _ = fs.open_log(path)
+            # The log is not durable until its directory entry is. Sync it even
+            # when the log already existed: its creator may have died between
+            # creating it and syncing the directory, and our acknowledged
+            # appends would then hang on an entry a power loss removes.
+            fs.sync_dir(path.parent)
             self._identity = fs.fd_identity(self._fd)
             if start is not None and start.seq > 0 and self._starts_at(start):
                 self._position = start

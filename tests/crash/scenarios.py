@@ -6,9 +6,9 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from snapstore import IterationHistory, _io
-from snapstore.testing.crash import CrashRecorder, Recording
+from snapstore.testing.crash import CrashRecorder, Recording, process_crash
 
-from .oracle import Written
+from .oracle import Written, valid_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -122,3 +122,26 @@ def record_recovery(root: Path, records: tuple[HistoryRecord, ...]) -> tuple[Rec
         done.append(history.append(payload(9), key="recovered"))
     history.close()
     return session.finish()
+
+
+def record_resumed(
+    root: Path, first: Recording, written: Written, crash_point: int
+) -> tuple[Recording, Written]:
+    """``first`` crashed (the process, not the machine) at ``crash_point``; a new
+    process, on the same page cache, opens the history and appends."""
+    cut = first.cut(crash_point)
+    crashed = process_crash(first, crash_point)
+    crashed.materialize(root)
+    log = crashed.file(LOG) or b""
+    visible, _ = valid_prefix(log)
+    session = Session(
+        root,
+        resume=cut,
+        records=written.records[:visible],
+        required=written.required[: len(cut.operations) + 1],
+    )
+    with session.operation("reopen + append") as done:
+        history = IterationHistory(session.path)
+        done.append(history.append(payload(7), key=f"after-{crash_point}"))
+    history.close()
+    return session.finish(found=log)

@@ -17,6 +17,7 @@ from .scenarios import (
     record_create,
     record_extends,
     record_recovery,
+    record_resumed,
 )
 
 if TYPE_CHECKING:
@@ -83,3 +84,24 @@ def test_crash_in_recovery_after_power_loss(tmp_path: Path, crash_tally: CrashTa
             chunks=(4096,),
         )
     assert checked >= 50
+
+
+@pytest.mark.parametrize("first", ["create", "recovery"])
+def test_crash_after_process_crash(tmp_path: Path, crash_tally: CrashTally, first: str) -> None:
+    """A process dies at any point; the next one appends on its page cache; then power fails.
+
+    What the dead process left unsynced is still volatile: the survivor must
+    make durable whatever its acknowledged append depends on.
+    """
+    root = tmp_path / "first"
+    if first == "create":
+        recording, written = record_create(root)
+    else:
+        recording, written = record_recovery(root, make_torn(root, "cut-line"))
+    checked = 0
+    for point in range(len(recording.effects)):
+        resumed = record_resumed(tmp_path / f"resumed-{point}", recording, written, point)
+        checked += check_all(
+            tmp_path, crash_tally, f"append after crashed {first}", resumed, chunks=(4096,)
+        )
+    assert checked >= 5 * len(recording.effects)
