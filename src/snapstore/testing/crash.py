@@ -584,7 +584,7 @@ class _Generator:
         """The index after which effect ``index`` is durable (len(effects) if never)."""
         effect = self.effects[index]
         never = len(self.effects)
-        if isinstance(effect, Write | Truncate):
+        if isinstance(effect, DataEffect):
             return next(
                 (
                     later
