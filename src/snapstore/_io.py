@@ -125,12 +125,20 @@ class FileSystem:
     # -- composites (built on the primitives above) -------------------------
 
     def make_dirs(self, path: Path) -> None:
-        """Create ``path`` and missing parents, each entry made durable."""
+        """Create ``path`` and missing parents, each entry made durable.
+
+        The entry of the deepest directory that already exists is synced too: a
+        process that created it may have died before syncing its parent, and a
+        power loss would then take everything built inside it along. A crashed
+        make_dirs leaves at most its last mkdir unsynced (each mkdir's parent is
+        synced before the next), so syncing that one parent is enough.
+        """
         missing: list[Path] = []
         probe = path
         while not probe.exists():
             missing.append(probe)
             probe = probe.parent
+        self.sync_dir(probe.parent)
         for directory in reversed(missing):
             try:
                 self.mkdir(directory)

@@ -116,11 +116,14 @@ class CheckedLog:
         self._line_count: int | None = 0
         with storage_errors(path):
             fs.make_dirs(path.parent)
-            self._fd, created = fs.open_log(path)
+            self._fd, _ = fs.open_log(path)
             try:
-                if created:
-                    # A new file is not durable until its directory entry is.
-                    fs.sync_dir(path.parent)
+                # The log is not durable until its directory entry is. Sync it
+                # even when the log already existed: its creator may have died
+                # between creating it and syncing the directory, and our
+                # acknowledged appends would then hang on an entry a power loss
+                # removes.
+                fs.sync_dir(path.parent)
                 self._identity = fs.fd_identity(self._fd)
                 if start is not None and start.seq > 0 and self._starts_at(start):
                     self._position = start
@@ -303,7 +306,7 @@ class CheckedLog:
                 self._take_line(line, offset, len(line) + 1, damaged)
         tail = damaged[0].offset if damaged else self._position.end
         if tail < size and writer:
-            self._quarantine_tail(tail, size, damaged)
+            self._recover_tail(tail, size)
 
     def _take_line(self, line: bytes, offset: int, length: int, damaged: list[Problem]) -> None:
         obj = decode_line(line)
@@ -325,33 +328,46 @@ class CheckedLog:
             damaged.clear()
         self._consume(_record_from(obj, offset, length))
 
-    def _quarantine_tail(self, tail: int, size: int, damaged: list[Problem]) -> None:
+    def _recover_tail(self, tail: int, size: int) -> None:
+        """Move the damaged tail ``[tail, size)`` to quarantine, keeping whole records in it.
+
+        An interrupted append leaves a prefix of its lines, so a tail is normally
+        all damage. But a flipped newline can glue an acknowledged record to the
+        one before it, both then hidden inside one damaged line. Records found
+        inside that continue the seqs without a gap are kept (after the
+        quarantine copy, re-appended byte for byte), so no acknowledged record
+        leaves the log and no seq is used twice. A record after a gap is not
+        kept: a power loss can drop an unsynced write yet keep a later one, and
+        neither was acknowledged. The unterminated last fragment is never kept:
+        it is an interrupted write.
+        """
         data = self._fs.read(self._fd, size - tail, tail)
-        # An interrupted append leaves a prefix of its lines: no complete,
-        # valid line can follow the damage. One hidden inside a damaged line (a
-        # flipped newline glued it on) means corruption, which only repair may
-        # touch: repair keeps that record. The unterminated last fragment is
-        # left out of the search: a crash can leave a whole record there, with
-        # garbage where its newline should be.
-        for position, _ in hidden_records(data[: data.rfind(b"\n") + 1]):
-            first = damaged[0] if damaged else Problem(tail, size - tail, None, "")
-            raise CorruptionError(
-                self.path,
-                first.offset,
-                first.line,
-                f"a valid record at byte {tail + position} follows damaged bytes",
-            )
+        kept: list[bytes] = []
+        last_seq = self._position.seq
+        for _, line in hidden_records(data[: data.rfind(b"\n") + 1]):
+            obj = decode_line(line)
+            if obj is None or obj["seq"] != last_seq + 1:
+                break
+            kept.append(line + b"\n")
+            last_seq = obj["seq"]
         quarantine(
             self._fs,
             self._quarantine_dir,
             source=self.path,
             offset=tail,
             data=data,
-            reason="torn tail: bytes after the last complete record, left by an interrupted append",
+            reason="torn tail: bytes after the last complete record, left by an interrupted "
+            f"append ({len(kept)} whole record(s) inside were kept in the log)",
         )
         # Only once the copy is durable may the bytes leave the log.
         self._fs.truncate(self._fd, tail)
-        self._sync("the truncation of a torn tail may not be durable")
+        if kept:
+            self._fs.write(self._fd, b"".join(kept))
+        self._sync("the recovery of a torn tail may not be durable")
+        offset = tail
+        for line in kept:
+            self._take_line(line[:-1], offset, len(line), [])
+            offset += len(line)
 
     def _sync(self, consequence: str) -> None:
         try:

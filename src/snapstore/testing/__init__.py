@@ -1,5 +1,26 @@
-"""Test support for code that uses snapstore, and for snapstore's own tests."""
+"""Test support through the I/O seam: fault injection and crash simulation."""
 
+from snapstore.testing.crash import (
+    CrashCheckError,
+    CrashRecorder,
+    CrashReport,
+    CrashState,
+    Recording,
+    check_crash_states,
+    crash_states,
+    process_crash,
+)
 from snapstore.testing.faults import PRIMITIVES, FaultInjector
 
-__all__ = ["PRIMITIVES", "FaultInjector"]
+__all__ = [
+    "PRIMITIVES",
+    "CrashCheckError",
+    "CrashRecorder",
+    "CrashReport",
+    "CrashState",
+    "FaultInjector",
+    "Recording",
+    "check_crash_states",
+    "crash_states",
+    "process_crash",
+]
