@@ -44,6 +44,7 @@ HISTORY_DIR = "history"
 QUARANTINE_DIR = "quarantine"
 # Files a store may hold before its marker exists (a creation that crashed).
 _PRE_MARKER = {LOCK_FILE}
+REPLAY_BELOW_BYTES = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -82,7 +83,7 @@ class LocalBackend:
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
-            loaded = load_checkpoint(root) if use_checkpoint else None
+            loaded = load_checkpoint(root) if use_checkpoint and self._log_is_large() else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             self._checkpointed = start.seq if start is not None else 0
             self._snapshots = self._open_log(
@@ -93,6 +94,14 @@ class LocalBackend:
             )
 
     # -- opening -------------------------------------------------------------
+
+    def _log_is_large(self) -> bool:
+        # Replaying a small log (about 4,000 snapshots a MiB) takes less time than
+        # importing pyarrow to read a checkpoint.
+        try:
+            return (self.root / SNAPSHOT_LOG).stat().st_size >= REPLAY_BELOW_BYTES
+        except FileNotFoundError:
+            return False
 
     def _open_marker(self) -> None:
         marker = self.root / MARKER
