@@ -12,6 +12,7 @@ from snapstore._errors import (
 )
 from snapstore._fstype import FilesystemWarning, UnsupportedFilesystemError
 from snapstore._local import NotAStoreError
+from snapstore._log import Problem
 from snapstore._record import FORMAT_VERSION
 from snapstore._repair import CheckReport, Finding
 from snapstore.history import HistoryRecord, IterationHistory
@@ -34,6 +35,7 @@ __all__ = [
     "NormalizedSnapshot",
     "NotAStoreError",
     "NotFoundError",
+    "Problem",
     "SnapshotStore",
     "SnapstoreError",
     "StorageError",
