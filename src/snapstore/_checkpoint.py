@@ -22,7 +22,6 @@ import orjson
 
 from snapstore._errors import CorruptionError
 from snapstore._log import LogPosition
-from snapstore._names import group_key, index_key
 from snapstore._snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
@@ -56,8 +55,8 @@ def write_checkpoint(fs: FileSystem, root: Path, image: IndexImage) -> None:
         **meta,
         # Ties the pair together: a damaged or mismatched parquet file is detected.
         "parquet_crc32": f"{zlib.crc32(parquet):08x}",
-        "latest": image.index.latest,
-        "groups": image.index.group_latest,
+        "latest": image.index.flat_latest(),
+        "groups": image.index.flat_groups(),
         "baselines": image.baselines,
     }
     fs.write_atomic(root / INDEX_JSON, orjson.dumps(document))
@@ -77,21 +76,29 @@ def load_checkpoint(
         return None
     try:
         index, meta = _read_parquet(data)
-        maps = _read_maps(root / INDEX_JSON, meta, f"{zlib.crc32(data):08x}")
     except Exception as exc:  # any unreadable cache means: replay the log
         if strict:
             raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
         logger.warning("ignoring unusable checkpoint %s: %s", parquet, exc)
         return None
-    if maps is None:
-        for seq in range(1, len(index.offsets)):
-            if index.has(seq):
-                index.latest[index_key(index.run_ids[seq], index.stages[seq])] = seq
-                index.group_latest[group_key(index.stages[seq], index.comparison_keys[seq])] = seq
-    else:
-        index.latest, index.group_latest = maps
+    # The maps are derived from the rows: faster than parsing them from
+    # snapshot_index.json, which is written for people and for verify.
+    index.rebuild_maps()
     position = meta["position"]
     return index, LogPosition(position["end"], position["seq"], position["length"])
+
+
+def checkpoint_seq(data: bytes) -> int:
+    """The last seq an ``index.parquet`` file's bytes cover (its footer only)."""
+    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        metadata = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.metadata
+        seq: int = orjson.loads(metadata[_METADATA_KEY])["position"]["seq"]
+    except Exception as exc:  # any unreadable footer
+        raise ValueError(f"unreadable checkpoint footer: {exc}") from exc
+    return seq
 
 
 def _position_meta(position: LogPosition, count: int) -> dict[str, Any]:
@@ -100,28 +107,6 @@ def _position_meta(position: LogPosition, count: int) -> dict[str, Any]:
         "position": {"end": position.end, "seq": position.seq, "length": position.length},
         "count": count,
     }
-
-
-def _read_maps(
-    path: Path, meta: dict[str, Any], parquet_crc: str
-) -> tuple[dict[str, int], dict[str, int]] | None:
-    """The key and group maps of snapshot_index.json if it covers the same position.
-
-    A document of another position is stale (a crash fell between the two
-    writes): the maps are then derived from the parquet rows instead.
-    """
-    try:
-        document = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(document, dict) or document.get("position") != meta["position"]:
-        return None
-    if document.get("parquet_crc32") != parquet_crc:
-        raise ValueError(f"{INDEX_PARQUET} does not match the checksum in {INDEX_JSON}")
-    latest, groups = document.get("latest"), document.get("groups")
-    if not isinstance(latest, dict) or not isinstance(groups, dict):
-        raise TypeError(f"{INDEX_JSON} lacks its latest or groups map")
-    return latest, groups
 
 
 def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
@@ -160,13 +145,15 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    # use_threads=False: with Arrow's thread pool, the interpreter sometimes
-    # aborts at exit ("terminate called without an active exception").
-    table = pq.read_table(
+    # ParquetFile, not read_table: read_table imports pyarrow.dataset, which
+    # costs more than reading a million rows. use_threads=False: with Arrow's
+    # thread pool the interpreter sometimes aborts at exit ("terminate called
+    # without an active exception").
+    table = pq.ParquetFile(
         pa.BufferReader(data),
         read_dictionary=["run_id", "stage", "comparison_key"],
-        use_threads=False,
-    )
+        page_checksum_verification=True,
+    ).read(use_threads=False)
     meta = orjson.loads(table.schema.metadata[_METADATA_KEY])
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
@@ -200,7 +187,7 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
 
 
 def _int_column(table: Any, name: str, view: Any = None) -> array[int]:
-    """An int64 (or timestamp, viewed as int64) column as an array, by buffer copy."""
+    """An int64 (or timestamp, viewed as int64) column as an array."""
     if not table.num_rows:
         return array("q")
     column = table.column(name).chunk(0)
@@ -208,18 +195,24 @@ def _int_column(table: Any, name: str, view: Any = None) -> array[int]:
         column = column.view(view)
     if column.null_count:
         raise ValueError(f"column {name} has nulls")
-    values = array("q")
-    start = column.offset * values.itemsize
-    values.frombytes(
-        column.buffers()[1].to_pybytes()[start : start + len(column) * values.itemsize]
-    )
-    return values
+    return _int64_values(column)
 
 
 def _text_column(table: Any, name: str) -> list[str]:
     """A dictionary-encoded string column as a list sharing one str per distinct value."""
+    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
+
     if not table.num_rows:
         return []
     column = table.column(name).chunk(0)
     words: list[str] = column.dictionary.to_pylist()
-    return [words[i] for i in column.indices.to_pylist()]
+    return [words[i] for i in _int64_values(column.indices.cast(pa.int64()))]
+
+
+def _int64_values(column: Any) -> array[int]:
+    # Copied once, from a view of Arrow's buffer straight into the array: no
+    # Python int per row, no intermediate bytes.
+    values = array("q")
+    start = column.offset * values.itemsize
+    values.frombytes(memoryview(column.buffers()[1])[start : start + len(column) * values.itemsize])
+    return values

@@ -175,7 +175,7 @@ class LocalBackend:
             if index_key(record.data["run_id"], record.data["stage"]) == key:
                 return record if record.data == payload else None
         with self._index_lock:
-            seq = self._index.latest.get(key)
+            seq = self._index.latest_seq(payload["run_id"], payload["stage"])
             place = None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
         if place is None:
             return None
@@ -200,7 +200,7 @@ class LocalBackend:
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
         with self._index_lock:
-            seq = self._index.latest.get(index_key(run_id, stage))
+            seq = self._index.latest_seq(run_id, stage)
         return None if seq is None else self.get_by_seq(seq)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:

@@ -14,13 +14,15 @@ offset. repair, under the writer lock:
 
 from __future__ import annotations
 
+import contextlib
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from snapstore import _io
-from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, load_checkpoint
+from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, checkpoint_seq, load_checkpoint
 from snapstore._errors import CorruptionError, InvalidInputError, storage_errors
 from snapstore._local import (
     BASELINE_LOG,
@@ -393,44 +395,65 @@ def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
 
 
 def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
-    """Derived files must agree with the replayed log (they may be absent, or stale)."""
+    """Derived files must agree with the log as it stood at the position each covers.
+
+    Either may be absent, or stale (covering an earlier position): both are
+    legitimate after a crash. Content that disagrees with the log is not.
+    """
     parquet, document = root / INDEX_PARQUET, root / INDEX_JSON
     findings: list[Finding] = []
+    if parquet.exists():
+        findings.extend(_check_parquet(root, replay))
     if document.exists():
-        findings.extend(_check_index_json(document))
-    if not parquet.exists():
-        return findings
-    try:
-        loaded = load_checkpoint(root, strict=True)
-    except (CorruptionError, ValueError, OSError) as exc:
-        return [*findings, Finding(parquet, f"unreadable checkpoint: {exc}")]
-    assert loaded is not None
-    index, position = loaded
-    if position.seq > replay.last_seq() or (position.seq and not replay.has(position.seq)):
-        return [*findings, Finding(parquet, f"covers seq {position.seq}, beyond the log")]
-    expected = _replay_prefix(replay, position.seq)
-    for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1):
-        got = index.row(seq) if index.has(seq) else None
-        want = expected.row(seq) if expected.has(seq) else None
-        if got != want:
-            findings.append(Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log"))
-    if index.latest != expected.latest or index.group_latest != expected.group_latest:
-        findings.append(Finding(document, "latest or group entries disagree with the log"))
+        findings.extend(_check_index_json(document, parquet, replay))
     return findings
 
 
-def _check_index_json(document: Path) -> list[Finding]:
+def _check_parquet(root: Path, replay: SnapshotIndex) -> list[Finding]:
+    parquet = root / INDEX_PARQUET
+    try:
+        loaded = load_checkpoint(root, strict=True)
+    except (CorruptionError, OSError) as exc:
+        return [Finding(parquet, f"unreadable checkpoint: {exc}")]
+    assert loaded is not None
+    index, position = loaded
+    expected = _replay_prefix(replay, position.seq)
+    if expected is None:
+        return [Finding(parquet, f"covers seq {position.seq}, which the log does not hold")]
+    return [
+        Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log")
+        for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1)
+        if (index.row(seq) if index.has(seq) else None)
+        != (expected.row(seq) if expected.has(seq) else None)
+    ]
+
+
+def _check_index_json(document: Path, parquet: Path, replay: SnapshotIndex) -> list[Finding]:
     try:
         body: Any = orjson.loads(document.read_bytes())
-    except (orjson.JSONDecodeError, OSError) as exc:
-        return [Finding(document, f"not valid JSON: {exc}")]
-    if not isinstance(body, dict) or not isinstance(body.get("position"), dict):
-        return [Finding(document, "not a snapstore index document")]
-    return []
+        seq = body["position"]["seq"]
+    except (orjson.JSONDecodeError, OSError, TypeError, KeyError) as exc:
+        return [Finding(document, f"not a snapstore index document: {exc}")]
+    expected = _replay_prefix(replay, seq) if isinstance(seq, int) else None
+    if expected is None:
+        return [Finding(document, f"covers seq {seq!r}, which the log does not hold")]
+    findings = []
+    if body.get("latest") != expected.flat_latest() or body.get("groups") != expected.flat_groups():
+        findings.append(Finding(document, "latest or group entries disagree with the log"))
+    # Written as a pair: when both cover one position, the document records
+    # the parquet file's CRC, so any changed byte of it is detected.
+    with contextlib.suppress(OSError, ValueError):
+        data = parquet.read_bytes()
+        crc = f"{zlib.crc32(data):08x}"
+        if checkpoint_seq(data) == seq and body.get("parquet_crc32") != crc:
+            findings.append(Finding(parquet, f"CRC {crc} differs from the one {INDEX_JSON} holds"))
+    return findings
 
 
-def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex:
-    """The index as it stood after snapshot ``last``."""
+def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex | None:
+    """The index as it stood after snapshot ``last``; None if the log never held it."""
+    if last < 0 or last > replay.last_seq() or (last and not replay.has(last)):
+        return None
     prefix = SnapshotIndex()
     for seq in range(1, last + 1):
         if replay.has(seq):

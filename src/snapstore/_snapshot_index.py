@@ -3,10 +3,13 @@
 Everything is keyed by ``snapshot_seq`` in flat arrays (about 50 bytes a snapshot),
 so a store of a million snapshots stays small and each update is O(1):
 
-- ``latest["run_id:stage"]`` is the newest seq of that key, and
+- ``latest[stage][run_id]`` is the newest seq of that key, and
   ``prev_version[seq]`` chains back through the older versions of the same key;
-- ``group_latest["stage:comparison_key"]`` is the newest seq of that comparison
+- ``group_latest[stage][comparison_key]`` is the newest seq of that comparison
   group, and ``prev_comparable[seq]`` chains back through the group.
+
+The maps are nested by stage so that their keys are the interned run ids and
+comparison keys the columns already hold: a million keys cost no extra strings.
 
 "The previous comparable run" is a walk down the group chain, ordered by seq
 alone: never a timestamp, never a file's mtime.
@@ -48,8 +51,8 @@ class SnapshotIndex:
         self.run_ids: list[str] = [""]
         self.stages: list[str] = [""]
         self.comparison_keys: list[str] = [""]
-        self.latest: dict[str, int] = {}
-        self.group_latest: dict[str, int] = {}
+        self.latest: dict[str, dict[str, int]] = {}
+        self.group_latest: dict[str, dict[str, int]] = {}
         self.count = 0
         self._interned: dict[str, str] = {}
 
@@ -65,19 +68,19 @@ class SnapshotIndex:
     ) -> None:
         """Index the snapshot committed as ``seq`` (seqs arrive in increasing order)."""
         self.grow_to(seq)
-        key = index_key(run_id, stage)
-        group = group_key(stage, comparison_key)
+        # Many snapshots share a run id, stage or comparison key: keep one copy.
+        run_id = self.run_ids[seq] = self._intern(run_id)
+        stage = self.stages[seq] = self._intern(stage)
+        comparison_key = self.comparison_keys[seq] = self._intern(comparison_key)
         self.offsets[seq] = offset
         self.lengths[seq] = length
         self.created_us[seq] = created_us
-        self.prev_version[seq] = self.latest.get(key, 0)
-        self.prev_comparable[seq] = self.group_latest.get(group, 0)
-        # Many snapshots share a run id, stage or comparison key: keep one copy.
-        self.run_ids[seq] = self._intern(run_id)
-        self.stages[seq] = self._intern(stage)
-        self.comparison_keys[seq] = self._intern(comparison_key)
-        self.latest[key] = seq
-        self.group_latest[group] = seq
+        versions = self.latest.setdefault(stage, {})
+        group = self.group_latest.setdefault(stage, {})
+        self.prev_version[seq] = versions.get(run_id, 0)
+        self.prev_comparable[seq] = group.get(comparison_key, 0)
+        versions[run_id] = seq
+        group[comparison_key] = seq
         self.count += 1
 
     def copy(self) -> SnapshotIndex:
@@ -91,10 +94,38 @@ class SnapshotIndex:
         clone.run_ids = list(self.run_ids)
         clone.stages = list(self.stages)
         clone.comparison_keys = list(self.comparison_keys)
-        clone.latest = dict(self.latest)
-        clone.group_latest = dict(self.group_latest)
+        clone.latest = {stage: dict(runs) for stage, runs in self.latest.items()}
+        clone.group_latest = {stage: dict(keys) for stage, keys in self.group_latest.items()}
         clone.count = self.count
         return clone
+
+    def latest_seq(self, run_id: str, stage: str) -> int | None:
+        return self.latest.get(stage, {}).get(run_id)
+
+    def rebuild_maps(self) -> None:
+        """Derive ``latest`` and ``group_latest`` from the columns (after a bulk load)."""
+        self.latest, self.group_latest = {}, {}
+        for seq in range(1, len(self.offsets)):
+            if self.offsets[seq] != _MISSING:
+                stage = self.stages[seq]
+                self.latest.setdefault(stage, {})[self.run_ids[seq]] = seq
+                self.group_latest.setdefault(stage, {})[self.comparison_keys[seq]] = seq
+
+    def flat_latest(self) -> dict[str, int]:
+        """``latest`` keyed ``"run_id:stage"``, as snapshot_index.json holds it."""
+        return {
+            index_key(run_id, stage): seq
+            for stage, runs in self.latest.items()
+            for run_id, seq in runs.items()
+        }
+
+    def flat_groups(self) -> dict[str, int]:
+        """``group_latest`` keyed ``"stage:comparison_key"``."""
+        return {
+            group_key(stage, key): seq
+            for stage, keys in self.group_latest.items()
+            for key, seq in keys.items()
+        }
 
     def has(self, seq: int) -> bool:
         return 0 < seq < len(self.offsets) and self.offsets[seq] != _MISSING
@@ -118,7 +149,7 @@ class SnapshotIndex:
     def versions(self, run_id: str, stage: str) -> list[int]:
         """Every seq of ``(run_id, stage)``, oldest first."""
         seqs: list[int] = []
-        seq = self.latest.get(index_key(run_id, stage), 0)
+        seq = self.latest_seq(run_id, stage) or 0
         while seq:
             seqs.append(seq)
             seq = self.prev_version[seq]
@@ -129,8 +160,18 @@ class SnapshotIndex:
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> int | None:
         """The highest seq below ``below`` in the group, from a run other than ``run_id``."""
-        seq = self.group_latest.get(group_key(stage, comparison_key), 0)
-        while seq and ((below is not None and seq >= below) or self.run_ids[seq] == run_id):
+        if (
+            below is not None
+            and self.has(below)
+            and self.stages[below] == stage
+            and (self.comparison_keys[below] == comparison_key)
+        ):
+            seq = self.prev_comparable[below]  # a stored member: its own link is the start
+        else:
+            seq = self.group_latest.get(stage, {}).get(comparison_key, 0)
+            while seq and below is not None and seq >= below:
+                seq = self.prev_comparable[seq]
+        while seq and self.run_ids[seq] == run_id:
             seq = self.prev_comparable[seq]
         return seq or None
 
