@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ import orjson
 
 from snapstore import _io
 from snapstore._checkpoint import IndexImage, load_checkpoint, write_checkpoint
-from snapstore._errors import InvalidInputError, SnapstoreError, storage_errors
+from snapstore._errors import CorruptionError, InvalidInputError, SnapstoreError, storage_errors
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
 from snapstore._log import CheckedLog, Durability, LogPosition
@@ -76,11 +77,12 @@ class LocalBackend:
         self._checkpoint_lock = threading.Lock()
         self._histories: dict[str, IterationHistory] = {}
         self._baselines: dict[str, int] = {}
-        with storage_errors(root):
+        with storage_errors(root), contextlib.ExitStack() as opened:
             check_filesystem(root, strict=strict)
             self._fs.make_dirs(root)
             self._open_marker()
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
+            opened.callback(self._lock.close)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
             loaded = load_checkpoint(root) if use_checkpoint and self._log_is_large() else None
@@ -89,9 +91,11 @@ class LocalBackend:
             self._snapshots = self._open_log(
                 SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
             )
+            opened.callback(self._snapshots.close)
             self._baseline_log = self._open_log(
                 BASELINE_LOG, self._index_pin, self._baselines.clear, None
             )
+            opened.pop_all()  # opened: the handle owns its files now
 
     # -- opening -------------------------------------------------------------
 
@@ -156,7 +160,14 @@ class LocalBackend:
 
     def _index_snapshot(self, record: LogRecord) -> None:
         with self._index_lock:
-            index_snapshot(self._index, record)
+            try:
+                index_snapshot(self._index, record)
+            except (KeyError, TypeError) as exc:
+                # A line with a valid checksum that is not a snapshot: written by
+                # something other than snapstore.
+                raise CorruptionError(
+                    self.root / SNAPSHOT_LOG, record.offset, None, f"not a snapshot record: {exc}"
+                ) from None
 
     def _clear_index(self) -> None:
         with self._index_lock:
