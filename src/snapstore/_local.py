@@ -167,16 +167,17 @@ class LocalBackend:
         """The latest version of the entry's key, if its content is identical (a retry)."""
         payload = orjson.loads(entry.data_json)
         key = index_key(payload["run_id"], payload["stage"])
+        wanted = _canonical(payload)
         for record in reversed(staged):
             if index_key(record.data["run_id"], record.data["stage"]) == key:
-                return record if record.data == payload else None
+                return record if _canonical(record.data) == wanted else None
         with self._index_lock:
             seq = self._index.latest.get(key)
             place = None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
         if place is None:
             return None
         latest = self._snapshots.read(*place)
-        return latest if latest.data == payload else None
+        return latest if _canonical(latest.data) == wanted else None
 
     # -- Backend -------------------------------------------------------------
 
@@ -324,6 +325,15 @@ class LocalBackend:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    """JSON text with sorted keys: what "identical content" means for a retry.
+
+    Python's ``==`` holds ``1 == 1.0 == True``; comparing dicts would take a
+    save that changed a value's type for a retry and silently drop it.
+    """
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def _plain(payload: dict[str, Any]) -> dict[str, Any]:
