@@ -76,7 +76,7 @@ class LocalBackend:
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
-            loaded = load_checkpoint(root)
+            loaded = load_checkpoint(root, root / SNAPSHOT_LOG)
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             self._checkpointed = start.seq if start is not None else 0
             self._snapshots = self._open_log(
@@ -319,7 +319,7 @@ class LocalBackend:
         with self._index_lock:
             image = IndexImage(self._snapshots.position, self._index.copy(), dict(self._baselines))
         with storage_errors(self.root):
-            write_checkpoint(self._fs, self.root, image)
+            write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
         self._checkpointed = image.position.seq
 
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
