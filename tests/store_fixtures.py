@@ -8,6 +8,7 @@ whether the store is a directory or a database.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -122,6 +123,28 @@ def answers(store: SnapshotStore) -> dict[str, Any]:
         "previous": [seq_of(store.find_previous_comparable(s)) for s in snaps + unsaved],
         "baselines": [seq_of(store.baseline(stage, key)) for stage, key in groups],
     }
+
+
+def answers_of(root: Path) -> dict[str, Any]:
+    """The answers of a store opened afresh at ``root``."""
+    with SnapshotStore(root) as store:
+        return answers(store)
+
+
+def fill_store(root: Path, run_prefix: str = "run") -> Path:
+    """A closed store with versions, several comparison groups and re-pinned baselines.
+
+    Stores filled with prefixes of one length have lines of identical lengths.
+    """
+    snaps = [replace(s, run_id=s.run_id.replace("run", run_prefix)) for s in pipeline(runs=4)]
+    with SnapshotStore(root, durability="write") as store:
+        saved = save_all(store, snaps)
+        store.save_snapshot(replace(snaps[5], metrics={"rerun": 1}))
+        store.get_or_establish_baseline(saved[2])
+        store.set_baseline(saved[-1])
+        store.get_or_establish_baseline(saved[1])
+        store.history(f"{run_prefix}-1.TRAINING").append({"loss": 0.5})
+    return root
 
 
 def copy_store(source: Path, target: Path, *, keep_mtimes: bool = False) -> Path:
