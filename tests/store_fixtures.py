@@ -7,8 +7,11 @@ whether the store is a directory or a database.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -17,7 +20,6 @@ from snapstore import NormalizedSnapshot, SnapshotStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
 
     from snapstore._log import Durability
 
@@ -145,6 +147,18 @@ def fill_store(root: Path, run_prefix: str = "run") -> Path:
         store.get_or_establish_baseline(saved[1])
         store.history(f"{run_prefix}-1.TRAINING").append({"loss": 0.5})
     return root
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary directory, in memory (tmpfs) where the system has one.
+
+    For tests of semantics that open hundreds of stores: each atomic checkpoint
+    write syncs a file and its directory, milliseconds apiece on a disk and
+    free on tmpfs. Durability itself is tested elsewhere, on real disks.
+    """
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 def copy_store(source: Path, target: Path, *, keep_mtimes: bool = False) -> Path:
