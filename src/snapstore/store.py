@@ -117,11 +117,12 @@ class SnapshotStore:
         self._check_open()
         check_text("run_id", run_id)
         check_stage(stage)
-        found = self._backend.get_latest(run_id, stage)
-        if found is None:
-            self._backend.refresh()
-            found = self._backend.get_latest(run_id, stage)
-        return found
+        # Refresh first, not only on a miss: another process may have saved a
+        # newer version of a key this handle already knows, and "latest" must
+        # agree with versions(). (get_by_seq may refresh on a miss only: the
+        # snapshot a seq names never changes.)
+        self._backend.refresh()
+        return self._backend.get_latest(run_id, stage)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot:
         """The snapshot with ``snapshot_seq == seq``; NotFoundError (a KeyError) if none."""
