@@ -468,6 +468,15 @@ class StoreConformance:
         assert store.get_by_seq(1) == saved
         assert store.find_previous_comparable(snap("run-2")) == newer
 
+    def test_get_agrees_with_versions_after_another_handle_saves(
+        self, store: SnapshotStore, other: SnapshotStore
+    ) -> None:
+        store.save_snapshot(snap(metrics={"v": 1}))
+        newer = other.save_snapshot(snap(metrics={"v": 2}))
+        # "Latest" is never an older version this handle happened to see first.
+        assert store.get("run-1", "TRAINING") == newer
+        assert store.versions("run-1", "TRAINING")[-1] == newer
+
     def test_handles_share_one_seq_sequence(
         self, store: SnapshotStore, other: SnapshotStore
     ) -> None:
