@@ -7,7 +7,7 @@ answer with the same store opened with no checkpoint at all (a full replay).
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -37,7 +37,7 @@ def filled(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def replayed(filled: Path, tmp_path: Path) -> dict[str, object]:
+def replayed(filled: Path, tmp_path: Path) -> dict[str, Any]:
     """The answers of ``filled`` rebuilt from its logs alone."""
     bare = copy_store(filled, tmp_path / "bare")
     remove_checkpoint(bare)
@@ -72,11 +72,11 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
 }
 
 
-def _check_answers_and_continues(root: Path, expected: dict[str, object]) -> None:
+def _check_answers_and_continues(root: Path, expected: dict[str, Any]) -> None:
     assert answers_of(root) == expected
     with SnapshotStore(root) as store:
         saved = store.save_snapshot(NormalizedSnapshot("run-new", "TRAINING"))
-        assert saved.snapshot_seq == expected["len"] + 1  # type: ignore[operator]
+        assert saved.snapshot_seq == expected["len"] + 1
     # The next open reads the checkpoint close() wrote, and agrees too.
     assert (root / PARQUET).exists()
     with SnapshotStore(root) as store:
@@ -85,7 +85,7 @@ def _check_answers_and_continues(root: Path, expected: dict[str, object]) -> Non
 
 
 def test_a_closed_store_has_a_checkpoint_that_agrees_with_its_log(
-    filled: Path, replayed: dict[str, object]
+    filled: Path, replayed: dict[str, Any]
 ) -> None:
     assert {p.name for p in filled.iterdir()} >= set(DERIVED_FILES)
     assert answers_of(filled) == replayed
@@ -94,7 +94,7 @@ def test_a_closed_store_has_a_checkpoint_that_agrees_with_its_log(
 @pytest.mark.parametrize("damage", DAMAGE)
 @pytest.mark.parametrize("which", [(PARQUET,), (JSON,), (PARQUET, JSON)], ids="+".join)
 def test_a_damaged_checkpoint_changes_no_answer(
-    filled: Path, replayed: dict[str, object], damage: str, which: tuple[str, ...]
+    filled: Path, replayed: dict[str, Any], damage: str, which: tuple[str, ...]
 ) -> None:
     for name in which:
         DAMAGE[damage](filled / name)
@@ -103,7 +103,7 @@ def test_a_damaged_checkpoint_changes_no_answer(
 
 @pytest.mark.parametrize("which", [(PARQUET,), (JSON,), (PARQUET, JSON)], ids="+".join)
 def test_the_checkpoint_of_another_store_of_the_same_shape_is_ignored(
-    filled: Path, replayed: dict[str, object], tmp_path: Path, which: tuple[str, ...]
+    filled: Path, replayed: dict[str, Any], tmp_path: Path, which: tuple[str, ...]
 ) -> None:
     # Same operations, same name lengths: every log line has the same length
     # and seq as in ``filled``; only the content differs.
@@ -115,7 +115,7 @@ def test_the_checkpoint_of_another_store_of_the_same_shape_is_ignored(
 
 
 def test_the_checkpoint_of_another_store_is_ignored(
-    filled: Path, replayed: dict[str, object], tmp_path: Path
+    filled: Path, replayed: dict[str, Any], tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
     with SnapshotStore(other) as store:
