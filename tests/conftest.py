@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from snapstore import IterationHistory
+from snapstore import IterationHistory, _local
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,3 +44,13 @@ def history_path(tmp_path: Path) -> Path:
 def history(history_path: Path, durability: Durability) -> Iterator[IterationHistory]:
     with IterationHistory(history_path, durability=durability) as opened:
         yield opened
+
+
+@pytest.fixture
+def checkpoints_always_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open stores through their checkpoint however small the log.
+
+    Stores replay a log under 1 MiB instead of loading a checkpoint; tests of
+    the checkpoint path would otherwise never reach it.
+    """
+    monkeypatch.setattr(_local, "REPLAY_BELOW_BYTES", 0)

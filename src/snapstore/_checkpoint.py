@@ -3,7 +3,8 @@
 ``index.parquet`` holds one row per snapshot (seq, names, comparison key,
 creation time, where its line is in the log, and the two chain links of the
 index); ``snapshot_index.json`` holds the latest seq per ``run_id:stage`` and the
-baselines. Both record the log position they cover. They are caches: each is
+baselines. Both record the log position they cover, with a digest of the log
+line at that position. They are caches: each is
 written atomically (temp, sync, rename, directory sync), either may be deleted,
 and a checkpoint that is unreadable or disagrees with the log is ignored — the
 store then replays the log, which always wins.
@@ -11,6 +12,7 @@ store then replays the log, which always wins.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import zlib
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 INDEX_JSON = "snapshot_index.json"
 INDEX_PARQUET = "index.parquet"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the position carries line_sha256
 _METADATA_KEY = b"snapstore"
 
 logger = logging.getLogger("snapstore")
@@ -46,9 +48,12 @@ class IndexImage:
     baselines: dict[str, int]
 
 
-def write_checkpoint(fs: FileSystem, root: Path, image: IndexImage) -> None:
-    """Write ``index.parquet`` then ``snapshot_index.json``, each atomically."""
-    meta = _position_meta(image.position, image.index.count)
+def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -> None:
+    """Write ``index.parquet`` then ``snapshot_index.json``, each atomically.
+
+    ``log`` is the snapshot log the image was built from.
+    """
+    meta = _position_meta(image.position, _line_digest(log, image.position), image.index.count)
     parquet = _parquet_bytes(image.index, meta)
     fs.write_atomic(root / INDEX_PARQUET, parquet)
     document = {
@@ -63,9 +68,9 @@ def write_checkpoint(fs: FileSystem, root: Path, image: IndexImage) -> None:
 
 
 def load_checkpoint(
-    root: Path, *, strict: bool = False
+    root: Path, log: Path, *, strict: bool = False
 ) -> tuple[SnapshotIndex, LogPosition] | None:
-    """The index as of the newest checkpoint, or None if there is no usable one.
+    """The index as of the newest checkpoint of ``log``, or None if there is no usable one.
 
     With ``strict``, an unusable checkpoint raises CorruptionError instead.
     """
@@ -81,11 +86,17 @@ def load_checkpoint(
             raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
         logger.warning("ignoring unusable checkpoint %s: %s", parquet, exc)
         return None
+    position = meta["position"]
+    start = LogPosition(position["end"], position["seq"], position["length"])
+    if position.get("line_sha256") != _line_digest(log, start):
+        if strict:
+            raise CorruptionError(parquet, 0, None, f"the checkpoint does not describe {log}")
+        logger.warning("ignoring checkpoint %s: it does not describe %s", parquet, log)
+        return None
     # The maps are derived from the rows: faster than parsing them from
     # snapshot_index.json, which is written for people and for verify.
     index.rebuild_maps()
-    position = meta["position"]
-    return index, LogPosition(position["end"], position["seq"], position["length"])
+    return index, start
 
 
 def checkpoint_seq(data: bytes) -> int:
@@ -101,12 +112,35 @@ def checkpoint_seq(data: bytes) -> int:
     return seq
 
 
-def _position_meta(position: LogPosition, count: int) -> dict[str, Any]:
+def _position_meta(position: LogPosition, line_sha256: str | None, count: int) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
-        "position": {"end": position.end, "seq": position.seq, "length": position.length},
+        "position": {
+            "end": position.end,
+            "seq": position.seq,
+            "length": position.length,
+            "line_sha256": line_sha256,
+        },
         "count": count,
     }
+
+
+def _line_digest(log: Path, position: LogPosition) -> str | None:
+    """SHA-256 of the log line a checkpoint ends at: ties the checkpoint to this very log.
+
+    The position alone (offset, seq, length) also fits any log whose lines have
+    the same lengths: a sibling store of the same pipeline, or an older copy of
+    this one. Its line differs (content, microsecond timestamp, checksum).
+    """
+    if position.seq == 0 or position.length <= 0 or position.end < position.length:
+        return None
+    try:
+        with log.open("rb") as file:
+            file.seek(position.end - position.length)
+            line = file.read(position.length)
+    except OSError:
+        return None
+    return hashlib.sha256(line).hexdigest() if len(line) == position.length else None
 
 
 def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:

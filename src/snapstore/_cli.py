@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
-    except SnapstoreError:
+    except SnapstoreError as exc:
+        # The message names the path and what to do; exiting without it would
+        # leave the user with a bare status code.
+        print(f"snapstore: {exc}", file=sys.stderr)
         return 2
     return status
 

@@ -71,12 +71,17 @@ def _entry(path: Path, key: str, value: Any) -> tuple[int | None, str, Normalize
     timestamp = str(value.get("timestamp", ""))
     data = {name: field for name, field in value.items() if name not in _STRUCTURED}
     data["legacy"] = {"index_key": key, "timestamp": timestamp, "snapshot_seq": seq}
-    snap = NormalizedSnapshot(
-        run_id=value["run_id"],
-        stage=value["stage"],
-        metrics=value.get("metrics") or {},
-        config=value.get("config") or {},
-        data=data,
-        comparison_key=value.get("comparison_key"),
-    )
+    try:
+        snap = NormalizedSnapshot(
+            run_id=value["run_id"],
+            stage=value["stage"],
+            metrics=value.get("metrics") or {},
+            config=value.get("config") or {},
+            data=data,
+            comparison_key=value.get("comparison_key"),
+        ).with_comparison_key()
+    except InvalidInputError as exc:
+        # Checked here, before the first save: a bad name in the last entry
+        # must not leave a half-imported store behind.
+        raise InvalidInputError(f"{path}: entry {key!r}: {exc}") from None
     return seq, timestamp, snap

@@ -85,7 +85,11 @@ class LocalBackend:
             opened.callback(self._lock.close)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
-            loaded = load_checkpoint(root) if use_checkpoint and self._log_is_large() else None
+            loaded = (
+                load_checkpoint(root, root / SNAPSHOT_LOG)
+                if use_checkpoint and self._log_is_large()
+                else None
+            )
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             self._checkpointed = start.seq if start is not None else 0
             self._snapshots = self._open_log(
@@ -182,16 +186,17 @@ class LocalBackend:
         """The latest version of the entry's key, if its content is identical (a retry)."""
         payload = orjson.loads(entry.data_json)
         key = index_key(payload["run_id"], payload["stage"])
+        wanted = _canonical(payload)
         for record in reversed(staged):
             if index_key(record.data["run_id"], record.data["stage"]) == key:
-                return record if record.data == payload else None
+                return record if _canonical(record.data) == wanted else None
         with self._index_lock:
             seq = self._index.latest_seq(payload["run_id"], payload["stage"])
             place = None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
         if place is None:
             return None
         latest = self._snapshots.read(*place)
-        return latest if latest.data == payload else None
+        return latest if _canonical(latest.data) == wanted else None
 
     # -- Backend -------------------------------------------------------------
 
@@ -334,7 +339,7 @@ class LocalBackend:
         with self._index_lock:
             image = IndexImage(self._snapshots.position, self._index.copy(), dict(self._baselines))
         with storage_errors(self.root):
-            write_checkpoint(self._fs, self.root, image)
+            write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
         self._checkpointed = image.position.seq
 
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
@@ -368,6 +373,15 @@ def snapshot_problem(data: dict[str, Any]) -> str | None:
         name for name in ("metrics", "config", "data") if not isinstance(data.get(name), dict)
     ]
     return f"snapshot record lacks {', '.join(missing)}" if missing else None
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    """JSON text with sorted keys: what "identical content" means for a retry.
+
+    Python's ``==`` holds ``1 == 1.0 == True``; comparing dicts would take a
+    save that changed a value's type for a retry and silently drop it.
+    """
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def _plain(payload: dict[str, Any]) -> dict[str, Any]:

@@ -125,9 +125,14 @@ class CheckedLog:
                 # removes.
                 fs.sync_dir(path.parent)
                 self._identity = fs.fd_identity(self._fd)
-                if start is not None and start.seq > 0 and self._starts_at(start):
-                    self._position = start
-                    self._line_count = None  # unknown: the lines before start were not read
+                if start is not None and start.seq > 0:
+                    if self._starts_at(start):
+                        self._position = start
+                        self._line_count = None  # unknown: the lines before start were not read
+                    else:
+                        # The owner built its state from a checkpoint this file does
+                        # not continue: replaying on top of it would mix two histories.
+                        on_reset()
                 with self._state:
                     self._catch_up(writer=False)
             except BaseException:

@@ -412,7 +412,7 @@ def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
 def _check_parquet(root: Path, replay: SnapshotIndex) -> list[Finding]:
     parquet = root / INDEX_PARQUET
     try:
-        loaded = load_checkpoint(root, strict=True)
+        loaded = load_checkpoint(root, root / SNAPSHOT_LOG, strict=True)
     except (CorruptionError, OSError) as exc:
         return [Finding(parquet, f"unreadable checkpoint: {exc}")]
     assert loaded is not None

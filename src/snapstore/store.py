@@ -59,6 +59,8 @@ class SnapshotStore:
             raise InvalidInputError(
                 f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}"
             )
+        if max_record_bytes < 1:
+            raise InvalidInputError(f"max_record_bytes must be positive, not {max_record_bytes!r}")
         if checkpoint_every < 1:
             raise InvalidInputError(f"checkpoint_every must be positive, not {checkpoint_every!r}")
         self.root = Path(root)
@@ -93,6 +95,12 @@ class SnapshotStore:
         """
         self._check_open()
         snap = self._checked(snap)
+        if not snap.saved:
+            # Saved whatever the outcome, so the caller's result is recorded both
+            # when it becomes the baseline and when it is compared with one.
+            snap = self._backend.save(snap)
+        # Another handle may have pinned (or re-pinned) the group since we last looked.
+        self._backend.refresh()
         assert snap.comparison_key is not None
         existing = self._backend.baseline(snap.stage, snap.comparison_key)
         return existing if existing is not None else self._backend.establish_baseline(snap)
@@ -100,9 +108,10 @@ class SnapshotStore:
     def set_baseline(self, snap: NormalizedSnapshot) -> None:
         """Pin a saved snapshot as the baseline of its group, replacing the current pin."""
         self._check_open()
+        snap = self._checked(snap)  # first: anything but a snapshot gets a typed error
         if not snap.saved:
             raise InvalidInputError("set_baseline needs a saved snapshot (save_snapshot first)")
-        self._backend.pin_baseline(self._checked(snap))
+        self._backend.pin_baseline(snap)
 
     # -- reading -------------------------------------------------------------
 
@@ -111,11 +120,12 @@ class SnapshotStore:
         self._check_open()
         check_text("run_id", run_id)
         check_stage(stage)
-        found = self._backend.get_latest(run_id, stage)
-        if found is None:
-            self._backend.refresh()
-            found = self._backend.get_latest(run_id, stage)
-        return found
+        # Refresh first, not only on a miss: another process may have saved a
+        # newer version of a key this handle already knows, and "latest" must
+        # agree with versions(). (get_by_seq may refresh on a miss only: the
+        # snapshot a seq names never changes.)
+        self._backend.refresh()
+        return self._backend.get_latest(run_id, stage)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot:
         """The snapshot with ``snapshot_seq == seq``; NotFoundError (a KeyError) if none."""

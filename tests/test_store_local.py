@@ -1,0 +1,147 @@
+"""SnapshotStore on the local directory backend: the conformance suite, then local specifics."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+
+from conformance import StoreConformance
+from snapstore import NormalizedSnapshot, SnapshotStore, SnapstoreError
+from store_fixtures import (
+    STAGES,
+    LocalHarness,
+    answers_of,
+    copy_store,
+    file_state,
+    fill_store,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
+
+
+class TestLocalStore(StoreConformance):
+    @pytest.fixture(params=["fsync", "write"])
+    def harness(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalHarness]:
+        harness = LocalHarness(tmp_path / "store", request.param)
+        yield harness
+        harness.close_all()
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    return fill_store(tmp_path / "filled")
+
+
+def test_new_mtimes_on_every_file_change_no_answer(filled: Path) -> None:
+    expected = answers_of(filled)
+    # The past, the far future, and every file at one identical time.
+    for stamp in (lambda i: 86_400 * (i + 1), lambda i: 4_000_000_000 - 1000 * i, lambda _: 10**9):
+        for i, path in enumerate(sorted(filled.rglob("*"), reverse=True)):
+            os.utime(path, (stamp(i), stamp(i)))
+        assert answers_of(filled) == expected
+
+
+def test_a_copy_of_the_store_gives_the_same_answers(filled: Path, tmp_path: Path) -> None:
+    expected = answers_of(filled)
+    assert answers_of(copy_store(filled, tmp_path / "new-mtimes")) == expected
+    assert answers_of(copy_store(filled, tmp_path / "kept-mtimes", keep_mtimes=True)) == expected
+
+
+def test_a_copy_continues_the_seq_of_its_original(filled: Path, tmp_path: Path) -> None:
+    copy = copy_store(filled, tmp_path / "copy")
+    with SnapshotStore(filled) as original, SnapshotStore(copy) as copied:
+        assert copied.save_snapshot(NormalizedSnapshot("run-9", "TRAINING")).snapshot_seq == (
+            len(original) + 1
+        )
+
+
+def test_snapshot_index_json_is_keyed_by_run_id_and_stage(filled: Path) -> None:
+    document = json.loads((filled / "snapshot_index.json").read_text())
+    with SnapshotStore(filled) as store:
+        snaps = list(store.snapshots())
+        expected = {f"{s.run_id}:{s.stage}": s.snapshot_seq for s in snaps}
+    assert document["latest"] == expected
+    assert len(expected) == 12  # 4 runs x 3 stages: no stage overwrote another
+
+
+def test_index_parquet_has_one_row_per_snapshot(filled: Path) -> None:
+    frame = pd.read_parquet(filled / "index.parquet")
+    assert {"snapshot_seq", "run_id", "stage", "created_at", "comparison_key"} <= set(frame.columns)
+    with SnapshotStore(filled) as store:
+        snaps = list(store.snapshots())
+    assert list(frame["snapshot_seq"]) == [s.snapshot_seq for s in snaps]
+    assert list(frame["run_id"]) == [s.run_id for s in snaps]
+    assert list(frame["stage"]) == [s.stage for s in snaps]
+    assert list(frame["comparison_key"]) == [s.comparison_key for s in snaps]
+    assert [t.to_pydatetime() for t in frame["created_at"]] == [s.created_at for s in snaps]
+
+
+def test_the_commit_log_is_plain_jsonl_one_snapshot_a_line(filled: Path) -> None:
+    lines = (filled / "snapshots.jsonl").read_bytes().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["seq"] for r in records] == list(range(1, len(lines) + 1))
+    assert {r["data"]["stage"] for r in records} == set(STAGES)
+
+
+def test_histories_live_under_the_history_folder(tmp_path: Path) -> None:
+    with SnapshotStore(tmp_path / "s") as store:
+        history = store.history("run-1.TRAINING")
+        assert history.path == tmp_path / "s" / "history" / "run-1.TRAINING.jsonl"
+        history.append({"loss": 1.0})
+    assert [p.name for p in (tmp_path / "s" / "history").glob("*.jsonl")] == [
+        "run-1.TRAINING.jsonl"
+    ]
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"notes.txt": b"mine"},
+        {"snapshot_index.json": b'{"run-1": {"run_id": "run-1", "stage": "TRAINING"}}'},
+        {"snapshots.jsonl": b""},
+        {"sub/file": b"x"},
+    ],
+    ids=repr,
+)
+def test_a_directory_with_foreign_files_and_no_marker_is_refused(
+    tmp_path: Path, foreign: dict[str, bytes]
+) -> None:
+    root = tmp_path / "foreign"
+    for name, data in foreign.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    before = file_state(root)
+    with pytest.raises(SnapstoreError, match="not a snapstore store") as raised:
+        SnapshotStore(root)
+    assert isinstance(raised.value, FileExistsError)
+    assert "import_legacy" in str(raised.value)
+    assert file_state(root) == before
+    assert sorted(p.name for p in root.iterdir()) == sorted({n.split("/")[0] for n in foreign})
+
+
+def test_an_empty_directory_becomes_a_store(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    with SnapshotStore(root) as store:
+        store.save_snapshot(NormalizedSnapshot("run-1", "TRAINING"))
+    assert json.loads((root / "SNAPSTORE").read_text())["format"] == 1
+
+
+@pytest.mark.parametrize("marker", [b"", b"not json", b'{"format": 99}', b"[1]"], ids=repr)
+def test_a_marker_of_another_format_is_refused(tmp_path: Path, marker: bytes) -> None:
+    root = tmp_path / "s"
+    SnapshotStore(root).close()
+    (root / "SNAPSTORE").write_bytes(marker)
+    before = file_state(root)
+    with pytest.raises(SnapstoreError, match="format"):
+        SnapshotStore(root)
+    assert file_state(root) == before
