@@ -76,3 +76,11 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert raised.value.code == 2
     assert "required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runs", ["0", "-2"])
+def test_demo_refuses_a_run_count_below_one(runs: str, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", str(tmp_path / "store"), "--runs", runs])
+    assert exited.value.code == 2
+    assert not (tmp_path / "store").exists()

@@ -234,3 +234,35 @@ def test_a_bad_name_anywhere_in_the_file_imports_nothing(
     with pytest.raises(InvalidInputError):
         SnapshotStore.import_legacy(source, tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_timestamps_are_ordered_as_instants_not_as_text(tmp_path: Path) -> None:
+    source = write_legacy(
+        tmp_path / "old",
+        {
+            # As text this sorts first; as an instant it is 17:30 UTC, the latest.
+            "a:TRAINING": legacy_entry("a", "TRAINING", "2025-11-18T18:30:00+01:00"),
+            "b:TRAINING": legacy_entry("b", "TRAINING", "2025-11-18T17:00:00Z"),
+            # Naive timestamps are taken as UTC; epoch seconds are accepted too.
+            "c:TRAINING": legacy_entry("c", "TRAINING", "2025-11-18T17:10:00"),
+            "d:TRAINING": {**legacy_entry("d", "TRAINING", ""), "timestamp": 1763486400},
+        },
+    )
+    runs = [run for run, _, _ in imported(source, tmp_path / "new")]
+    # 1763486400 is 2025-11-18T17:20:00Z.
+    assert runs == ["b", "c", "d", "a"]
+
+
+def test_a_seqless_entry_without_a_usable_timestamp_is_refused_before_any_save(
+    tmp_path: Path,
+) -> None:
+    source = write_legacy(
+        tmp_path / "old",
+        {
+            "a:TRAINING": legacy_entry("a", "TRAINING", "2025-11-18T17:00:00Z"),
+            "b:TRAINING": legacy_entry("b", "TRAINING", "yesterday"),
+        },
+    )
+    with pytest.raises(CorruptionError, match="yesterday"):
+        SnapshotStore.import_legacy(source, tmp_path / "new")
+    assert not (tmp_path / "new" / "snapshots.jsonl").exists()

@@ -37,6 +37,13 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snapstore", description="Crash-safe local snapshot and history storage."
@@ -49,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "parallel workers) in a store, compare runs, and check the store.",
     )
     demo.add_argument("dir", nargs="?", default=DEFAULT_DEMO_DIR, help="store directory")
-    demo.add_argument("--runs", type=int, default=4, help="pipeline runs to record (default 4)")
+    demo.add_argument(
+        "--runs", type=_positive, default=4, help="pipeline runs to record (default 4)"
+    )
     demo.set_defaults(handler=_demo)
     verify = commands.add_parser(
         "verify",

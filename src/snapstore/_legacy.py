@@ -14,6 +14,7 @@ The original key, timestamp and seq are kept under ``data["legacy"]``.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -58,17 +59,41 @@ def read_legacy(source_dir: Path) -> list[NormalizedSnapshot]:
             path,
             len(without_seq),
         )
-        without_seq.sort(key=lambda e: e[1])
+        instants = {id(e): _instant(path, e[2], e[1]) for e in without_seq}
+        without_seq.sort(key=lambda e: instants[id(e)])
     return [snap for _, _, snap in without_seq + with_seq]
 
 
-def _entry(path: Path, key: str, value: Any) -> tuple[int | None, str, NormalizedSnapshot]:
+def _instant(path: Path, snap: NormalizedSnapshot, timestamp: object) -> datetime:
+    """A legacy timestamp as a UTC instant: ISO-8601 text (naive means UTC) or epoch seconds.
+
+    Compared as instants, not as text: "2025-11-18T18:30:18+01:00" is before
+    "2025-11-18T18:00:00Z", and "9" sorts after "10" as text.
+    """
+    try:
+        if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+            return datetime.fromtimestamp(timestamp, UTC)
+        if isinstance(timestamp, str):
+            instant = datetime.fromisoformat(timestamp)
+            return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise CorruptionError(
+        path,
+        0,
+        None,
+        f"entry {snap.run_id}:{snap.stage} has no snapshot_seq and no usable timestamp "
+        f"({timestamp!r}) to order it by",
+    )
+
+
+def _entry(path: Path, key: str, value: Any) -> tuple[int | None, object, NormalizedSnapshot]:
     if not isinstance(value, dict) or "run_id" not in value or "stage" not in value:
         raise CorruptionError(path, 0, None, f"entry {key!r} lacks run_id or stage")
     seq = value.get("snapshot_seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
         raise CorruptionError(path, 0, None, f"entry {key!r} has a non-integer snapshot_seq")
-    timestamp = str(value.get("timestamp", ""))
+    timestamp = value.get("timestamp")
     data = {name: field for name, field in value.items() if name not in _STRUCTURED}
     data["legacy"] = {"index_key": key, "timestamp": timestamp, "snapshot_seq": seq}
     try:
