@@ -103,9 +103,16 @@ class _LogScan:
     damage: list[_Damage] = field(default_factory=list)
 
     def only_tail_damage(self) -> bool:
-        return (
-            len(self.damage) == 1 and self.damage[0].offset + len(self.damage[0].data) == self.size
-        )
+        """Whether cutting the file at its damage removes nothing but damage.
+
+        Not so when a record was salvaged from inside it: a whole last record
+        whose newline was flipped or never written is valid and must be kept.
+        """
+        if len(self.damage) != 1:
+            return False
+        damage = self.damage[0]
+        salvaged = bool(self.good) and self.good[-1][0] >= damage.offset
+        return damage.offset + len(damage.data) == self.size and not salvaged
 
 
 # -- scanning one log ------------------------------------------------------------
