@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from snapstore import _io
-from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, load_checkpoint
+from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, load_checkpoint, read_position
 from snapstore._errors import CorruptionError, InvalidInputError, storage_errors
 from snapstore._local import (
     BASELINE_LOG,
@@ -34,11 +34,11 @@ from snapstore._local import (
     snapshot_problem,
 )
 from snapstore._lock import WriterLock
-from snapstore._log import read_lines
+from snapstore._log import LogPosition, read_lines
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
-from snapstore._snapshot_index import SnapshotIndex
+from snapstore._snapshot_index import IndexRow, SnapshotIndex
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,18 +130,23 @@ def _scan_log(
     fd = fs.open_read(path)
     try:
         last_seq = 0
-        region: list[tuple[int, bytes, int]] = []  # consecutive bad lines (offset, raw, line no)
+        region: list[_BadLine] = []  # consecutive bad lines
         for line_no, (offset, line, complete) in enumerate(read_lines(fs, fd, 0, size), 1):
             raw = line + b"\n" if complete else line
             record = _decode(line, offset, len(raw)) if complete else None
-            if record is not None and record.seq > last_seq and on_record(record) is None:
-                if region:
-                    last_seq = _settle(scan, region, last_seq, on_record)
-                    region = []
+            if record is not None and region:
+                # Records salvaged from the damage come before this one: take
+                # them first, so that seqs stay in order and on_record sees
+                # the records in the order they were written.
+                last_seq = _settle(scan, region, last_seq, on_record)
+                region = []
+            problem = _problem(record, last_seq, on_record)
+            if problem is None:
+                assert record is not None
                 scan.good.append((offset, raw))
                 last_seq = record.seq
             else:
-                region.append((offset, raw, line_no))
+                region.append(_BadLine(offset, raw, line_no, problem))
         if region:
             _settle(scan, region, last_seq, on_record)
     finally:
@@ -149,26 +154,44 @@ def _scan_log(
     return scan
 
 
+@dataclass(frozen=True, slots=True)
+class _BadLine:
+    offset: int
+    raw: bytes
+    line: int
+    reason: str
+
+
+def _problem(
+    record: LogRecord | None, last_seq: int, on_record: Callable[[LogRecord], str | None]
+) -> str | None:
+    """Why a line is not a valid next record (None when it is one)."""
+    if record is None:
+        return "checksum mismatch: not a complete, valid record"
+    if record.seq <= last_seq:
+        return f"seq {record.seq} does not follow seq {last_seq}"
+    return on_record(record)
+
+
 def _settle(
     scan: _LogScan,
-    region: list[tuple[int, bytes, int]],
+    region: list[_BadLine],
     last_seq: int,
     on_record: Callable[[LogRecord], str | None],
 ) -> int:
     """Record a damaged region, recovering any whole records hidden inside it."""
-    start = region[0][0]
-    data = b"".join(raw for _, raw, _ in region)
-    is_tail = start + len(data) == scan.size and not data.endswith(b"\n")
-    reason = (
-        "torn tail: an incomplete last record, left by an interrupted append"
-        if is_tail and len(region) == 1
-        else "damaged record(s): checksum mismatch or seq out of order"
-    )
-    scan.damage.append(_Damage(start, data, region[0][2], reason))
+    start = region[0].offset
+    data = b"".join(bad.raw for bad in region)
+    if start + len(data) == scan.size and not data.endswith(b"\n") and len(region) == 1:
+        reason = "torn tail: an incomplete last record, left by an interrupted append"
+    else:
+        more = f" (and {len(region) - 1} more damaged lines)" if len(region) > 1 else ""
+        reason = region[0].reason + more
+    scan.damage.append(_Damage(start, data, region[0].line, reason))
     for position, line in hidden_records(data):
         offset = start + position
         record = _decode(line, offset, len(line) + 1)
-        if record is not None and record.seq > last_seq and on_record(record) is None:
+        if record is not None and _problem(record, last_seq, on_record) is None:
             scan.good.append((offset, line + b"\n"))
             last_seq = record.seq
     return last_seq
@@ -366,7 +389,9 @@ def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool
     report = CheckReport()
     if not directory.is_dir():
         return report
-    stale = sorted(p for p in directory.iterdir() if _io.is_temp_name(p.name))
+    # Only what repair would remove: a live writer's temp is work in progress,
+    # and reporting one that repair must leave would make a store never clean.
+    stale = _io.stale_temps(directory)
     if not repair:
         report.findings.extend(
             Finding(p, "temp file of an interrupted atomic write (repair removes it)")
@@ -403,9 +428,14 @@ def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
     """Derived files must agree with the replayed log (they may be absent, or stale)."""
     parquet, document = root / INDEX_PARQUET, root / INDEX_JSON
     findings: list[Finding] = []
+    covered: LogPosition | None = None  # the position the document says it covers
     if document.exists():
-        findings.extend(_check_index_json(document))
+        problem, covered = _read_index_json(document)
+        if problem is not None:
+            findings.append(Finding(document, problem))
     if not parquet.exists():
+        if covered is not None and not _is_log_position(replay, covered):
+            findings.append(Finding(document, _not_in_log(covered)))
         return findings
     try:
         loaded = load_checkpoint(root, strict=True)
@@ -413,27 +443,69 @@ def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
         return [*findings, Finding(parquet, f"unreadable checkpoint: {exc}")]
     assert loaded is not None
     index, position = loaded
-    if position.seq > replay.last_seq() or (position.seq and not replay.has(position.seq)):
-        return [*findings, Finding(parquet, f"covers seq {position.seq}, beyond the log")]
+    # The position must name a record of the log exactly: its seq, where it
+    # ends and its length (a changed digit of the offset is damage too).
+    if not _is_log_position(replay, position):
+        return [*findings, Finding(parquet, _not_in_log(position))]
+    if covered is not None and not _may_lag(replay, covered, position):
+        findings.append(
+            Finding(
+                document,
+                f"covers seq {covered.seq} ending at byte {covered.end}: neither "
+                f"{INDEX_PARQUET}'s position nor an earlier record of the log",
+            )
+        )
     expected = _replay_prefix(replay, position.seq)
-    for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1):
-        got = index.row(seq) if index.has(seq) else None
-        want = expected.row(seq) if expected.has(seq) else None
-        if got != want:
-            findings.append(Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log"))
+    findings.extend(
+        Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log")
+        for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1)
+        if _row(index, seq) != _row(expected, seq)
+    )
     if index.latest != expected.latest or index.group_latest != expected.group_latest:
         findings.append(Finding(document, "latest or group entries disagree with the log"))
     return findings
 
 
-def _check_index_json(document: Path) -> list[Finding]:
+def _row(index: SnapshotIndex, seq: int) -> IndexRow | None:
+    return index.row(seq) if index.has(seq) else None
+
+
+def _read_index_json(document: Path) -> tuple[str | None, LogPosition | None]:
+    """What is wrong with the document (or None), and the position it covers."""
     try:
         body: Any = orjson.loads(document.read_bytes())
     except (orjson.JSONDecodeError, OSError) as exc:
-        return [Finding(document, f"not valid JSON: {exc}")]
-    if not isinstance(body, dict) or not isinstance(body.get("position"), dict):
-        return [Finding(document, "not a snapstore index document")]
-    return []
+        return f"not valid JSON: {exc}", None
+    try:
+        return None, read_position(body)
+    except ValueError:
+        return "not a snapstore index document", None
+
+
+def _is_log_position(replay: SnapshotIndex, position: LogPosition) -> bool:
+    if position.seq == 0:
+        return position == LogPosition()
+    seq = position.seq
+    return (
+        replay.has(seq)
+        and position.length == replay.lengths[seq]
+        and position.end == replay.offsets[seq] + replay.lengths[seq]
+    )
+
+
+def _may_lag(replay: SnapshotIndex, covered: LogPosition, position: LogPosition) -> bool:
+    """Whether the document may cover ``covered`` when the parquet file covers ``position``.
+
+    A crash between the two atomic writes leaves the document one checkpoint
+    behind the parquet file, which is harmless; any other position is damage.
+    """
+    return covered == position or (covered.seq < position.seq and _is_log_position(replay, covered))
+
+
+def _not_in_log(position: LogPosition) -> str:
+    return (
+        f"covers seq {position.seq} ending at byte {position.end}, which is not a record of the log"
+    )
 
 
 def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex:
