@@ -76,7 +76,7 @@ def load_checkpoint(
     except FileNotFoundError:
         return None
     try:
-        index, meta = _read_parquet(data)
+        index, position, meta = _read_parquet(data)
         maps = _read_maps(root / INDEX_JSON, meta, f"{zlib.crc32(data):08x}")
     except Exception as exc:  # any unreadable cache means: replay the log
         if strict:
@@ -90,8 +90,20 @@ def load_checkpoint(
                 index.group_latest[group_key(index.stages[seq], index.comparison_keys[seq])] = seq
     else:
         index.latest, index.group_latest = maps
-    position = meta["position"]
-    return index, LogPosition(position["end"], position["seq"], position["length"])
+    return index, position
+
+
+def read_position(document: Any) -> LogPosition:
+    """The log position a checkpoint document (or the parquet metadata) covers.
+
+    Checked here, inside the caller's guard: a damaged document must mean a
+    replay, not a KeyError that keeps the store from opening.
+    """
+    position = document.get("position") if isinstance(document, dict) else None
+    fields = ("end", "seq", "length")
+    if not isinstance(position, dict) or not all(type(position.get(f)) is int for f in fields):
+        raise ValueError(f"checkpoint position {position!r} is not {{end, seq, length}}")
+    return LogPosition(position["end"], position["seq"], position["length"])
 
 
 def _position_meta(position: LogPosition, count: int) -> dict[str, Any]:
@@ -156,24 +168,28 @@ def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
+def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, Any]]:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     # use_threads=False: with Arrow's thread pool, the interpreter sometimes
     # aborts at exit ("terminate called without an active exception").
+    # The page checksums written with the file are checked, so a damaged value
+    # is refused before it is used (snapshot_index.json's checksum of the whole
+    # file may be stale after a crash between the two writes).
     table = pq.read_table(
         pa.BufferReader(data),
         read_dictionary=["run_id", "stage", "comparison_key"],
         use_threads=False,
+        page_checksum_verification=True,
     )
     meta = orjson.loads(table.schema.metadata[_METADATA_KEY])
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
+    position = read_position(meta)
     table = table.combine_chunks()
     seqs = _int_column(table, "snapshot_seq")
-    if any(b <= a for a, b in itertools.pairwise(seqs)) or (seqs and seqs[0] < 1):
-        raise ValueError("snapshot_seq is not strictly increasing")
+    _check_seqs(seqs, position, meta.get("count"))
     columns: dict[str, array[int] | list[str]] = {
         "offsets": _int_column(table, "log_offset"),
         "lengths": _int_column(table, "log_length"),
@@ -196,7 +212,26 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
             target = getattr(index, attr)
             for row, seq in enumerate(seqs):
                 target[seq] = column[row]
-    return index, meta
+    for chain in (index.prev_version, index.prev_comparable):
+        # Chains are walked until 0: a link that does not point back would loop.
+        if any(not 0 <= chain[seq] < seq for seq in seqs):
+            raise ValueError("a previous-version or previous-comparable link does not point back")
+    return index, position, meta
+
+
+def _check_seqs(seqs: array[int], position: LogPosition, count: object) -> None:
+    """Rows are seqs 1.. in increasing order up to the position, as many as the count says.
+
+    Checked before the index is sized by the last seq: a damaged seq could
+    otherwise ask for an index of billions of slots.
+    """
+    if any(b <= a for a, b in itertools.pairwise(seqs)) or (seqs and seqs[0] < 1):
+        raise ValueError("snapshot_seq is not strictly increasing")
+    if (seqs[-1] if seqs else 0) != position.seq or len(seqs) != count:
+        raise ValueError(
+            f"{len(seqs)} rows up to seq {seqs[-1] if seqs else 0} do not match the "
+            f"position (seq {position.seq}) and count ({count}) the checkpoint records"
+        )
 
 
 def _int_column(table: Any, name: str, view: Any = None) -> array[int]:

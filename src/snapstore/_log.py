@@ -122,9 +122,15 @@ class CheckedLog:
                     # A new file is not durable until its directory entry is.
                     fs.sync_dir(path.parent)
                 self._identity = fs.fd_identity(self._fd)
-                if start is not None and start.seq > 0 and self._starts_at(start):
-                    self._position = start
-                    self._line_count = None  # unknown: the lines before start were not read
+                if start is not None and start.seq > 0:
+                    if self._starts_at(start):
+                        self._position = start
+                        self._line_count = None  # unknown: the lines before start were not read
+                    else:
+                        # The checkpoint does not fit this log (cut short, rewritten):
+                        # the owner's index built from it must go, or replaying
+                        # from the start would index its records twice.
+                        on_reset()
                 with self._state:
                     self._catch_up(writer=False)
             except BaseException:
