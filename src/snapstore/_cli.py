@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
-    except SnapstoreError:
+    except SnapstoreError as exc:
+        # Say why: a bare exit status would leave the user guessing.
+        print(f"snapstore: error: {exc}", file=sys.stderr)
         return 2
     return status
 

@@ -327,6 +327,7 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
     report = CheckReport()
     replay = _Replay()
     quarantine_dir = root / QUARANTINE_DIR
+    logs_changed = False
     with storage_errors(root):
         for name, check in ((SNAPSHOT_LOG, replay.snapshot), (BASELINE_LOG, replay.pin)):
             if (root / name).exists():
@@ -340,6 +341,7 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
                     dry_run=dry_run,
                 )
                 report.merge(part)
+                logs_changed = logs_changed or bool(part.actions)
         for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
             report.merge(
                 check_history(
@@ -348,10 +350,12 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
             )
         for directory in (root, root / HISTORY_DIR, quarantine_dir):
             report.merge(_check_temps(fs, directory, repair=repair, dry_run=dry_run))
-        if repair:
+        index_findings = _check_indices(root, replay.index)
+        if not repair:
+            report.findings.extend(index_findings)
+        elif logs_changed or index_findings:
+            # Only then: a dry run of a clean store must have nothing to do.
             report.actions.extend(_rebuild_indices(root, dry_run))
-        else:
-            report.findings.extend(_check_indices(root, replay.index))
     return report
 
 
