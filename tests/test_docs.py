@@ -25,7 +25,15 @@ def test_examples_run_in_order(doc: str, tmp_path: Path, monkeypatch: pytest.Mon
     legacy = tmp_path / "old" / "results"
     legacy.mkdir(parents=True)
     (legacy / "snapshot_index.json").write_text(
-        json.dumps({"run-1:TRAINING": {"run_id": "run-1", "stage": "TRAINING", "timestamp": "t"}})
+        json.dumps(
+            {
+                "run-1:TRAINING": {
+                    "run_id": "run-1",
+                    "stage": "TRAINING",
+                    "timestamp": "2025-11-18T18:30:18Z",
+                }
+            }
+        )
     )
     namespace: dict[str, object] = {"__name__": "docs_example"}
     blocks = python_blocks(doc)

@@ -13,7 +13,6 @@ store then replays the log, which always wins.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import zlib
 from array import array
@@ -80,15 +79,13 @@ def load_checkpoint(
     except FileNotFoundError:
         return None
     try:
-        index, meta = _read_parquet(data)
+        index, start, meta = _read_parquet(data)
     except Exception as exc:  # any unreadable cache means: replay the log
         if strict:
             raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
         logger.warning("ignoring unusable checkpoint %s: %s", parquet, exc)
         return None
-    position = meta["position"]
-    start = LogPosition(position["end"], position["seq"], position["length"])
-    if position.get("line_sha256") != _line_digest(log, start):
+    if meta["position"].get("line_sha256") != _line_digest(log, start):
         if strict:
             raise CorruptionError(parquet, 0, None, f"the checkpoint does not describe {log}")
         logger.warning("ignoring checkpoint %s: it does not describe %s", parquet, log)
@@ -99,17 +96,17 @@ def load_checkpoint(
     return index, start
 
 
-def checkpoint_seq(data: bytes) -> int:
-    """The last seq an ``index.parquet`` file's bytes cover (its footer only)."""
-    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
-    import pyarrow.parquet as pq  # noqa: PLC0415
+def read_position(document: Any) -> LogPosition:
+    """The log position a checkpoint document (or the parquet metadata) covers.
 
-    try:
-        metadata = pq.ParquetFile(pa.BufferReader(data)).schema_arrow.metadata
-        seq: int = orjson.loads(metadata[_METADATA_KEY])["position"]["seq"]
-    except Exception as exc:  # any unreadable footer
-        raise ValueError(f"unreadable checkpoint footer: {exc}") from exc
-    return seq
+    Checked here, inside the caller's guard: a damaged document must mean a
+    replay, not a KeyError that keeps the store from opening.
+    """
+    position = document.get("position") if isinstance(document, dict) else None
+    fields = ("end", "seq", "length")
+    if not isinstance(position, dict) or not all(type(position.get(f)) is int for f in fields):
+        raise ValueError(f"checkpoint position {position!r} is not {{end, seq, length}}")
+    return LogPosition(position["end"], position["seq"], position["length"])
 
 
 def _position_meta(position: LogPosition, line_sha256: str | None, count: int) -> dict[str, Any]:
@@ -175,14 +172,15 @@ def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
+def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, Any]]:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     # ParquetFile, not read_table: read_table imports pyarrow.dataset, which
     # costs more than reading a million rows. use_threads=False: with Arrow's
     # thread pool the interpreter sometimes aborts at exit ("terminate called
-    # without an active exception").
+    # without an active exception"). The page checksums written with the file
+    # are checked, so a damaged value is refused before it is used.
     table = pq.ParquetFile(
         pa.BufferReader(data),
         read_dictionary=["run_id", "stage", "comparison_key"],
@@ -192,9 +190,9 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
     table = table.combine_chunks()
+    position = read_position(meta)
+    _check_rows(table, position, meta.get("count"))
     seqs = _int_column(table, "snapshot_seq")
-    if any(b <= a for a, b in itertools.pairwise(seqs)) or (seqs and seqs[0] < 1):
-        raise ValueError("snapshot_seq is not strictly increasing")
     columns: dict[str, array[int] | list[str]] = {
         "offsets": _int_column(table, "log_offset"),
         "lengths": _int_column(table, "log_length"),
@@ -217,7 +215,37 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, dict[str, Any]]:
             target = getattr(index, attr)
             for row, seq in enumerate(seqs):
                 target[seq] = column[row]
-    return index, meta
+    return index, position, meta
+
+
+def _check_rows(table: Any, position: LogPosition, count: object) -> None:
+    """Rows are seqs 1.. in increasing order up to the position, as many as the count
+    says, and every chain link points back.
+
+    Checked (column-wise, in Arrow) before anything is built: a damaged seq
+    could ask for an index of billions of slots, and a link that does not point
+    back would make a chain walk loop forever.
+    """
+    import pyarrow.compute as pc  # noqa: PLC0415 - heavy; only checkpoints need it
+
+    seqs = table.column("snapshot_seq")
+    rows = len(seqs)
+    last = seqs[rows - 1].as_py() if rows else 0
+    if rows != count or last != position.seq:
+        raise ValueError(
+            f"{rows} rows up to seq {last} do not match the position (seq {position.seq}) "
+            f"and count ({count}) the checkpoint records"
+        )
+    if not rows:
+        return
+    # min_count=0: an empty comparison (a single row) holds, rather than null.
+    increasing = pc.all(pc.greater(seqs[1:], seqs[: rows - 1]), min_count=0).as_py()
+    if seqs[0].as_py() < 1 or not increasing:
+        raise ValueError("snapshot_seq is not strictly increasing")
+    for name in ("prev_version_seq", "prev_comparable_seq"):
+        link = table.column(name)
+        if not pc.all(pc.and_(pc.greater_equal(link, 0), pc.less(link, seqs))).as_py():
+            raise ValueError(f"a {name} link does not point back")
 
 
 def _int_column(table: Any, name: str, view: Any = None) -> array[int]:

@@ -91,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except SnapstoreError as exc:
-        # The message names the path and what to do; exiting without it would
-        # leave the user with a bare status code.
-        print(f"snapstore: {exc}", file=sys.stderr)
+        # Say why: a bare exit status would leave the user guessing.
+        print(f"snapstore: error: {exc}", file=sys.stderr)
         return 2
     return status
 

@@ -41,14 +41,19 @@ class LockTimeout(SnapstoreError, TimeoutError):
 class CorruptionError(SnapstoreError, ValueError):
     """A stored file holds bytes that are not a valid record."""
 
-    def __init__(self, path: Path, offset: int, line: int | None, reason: str) -> None:
+    def __init__(
+        self, path: Path, offset: int, line: int | None, reason: str, *, repairable: bool = True
+    ) -> None:
         where = f"{path} at byte offset {offset}"
         if line is not None:
             where += f" (line {line})"
-        super().__init__(
-            f"{where}: {reason}; run `snapstore verify {path}` for a full report and "
+        advice = (
+            f"; run `snapstore verify {path}` for a full report and "
             f"`snapstore repair {path}` to move the damaged bytes to quarantine"
+            if repairable
+            else ""
         )
+        super().__init__(f"{where}: {reason}{advice}")
         self.path = path
         self.offset = offset
         self.line = line

@@ -199,26 +199,38 @@ class FileSystem:
         return True
 
     def remove_stale_temps(self, directory: Path) -> list[Path]:
-        """Remove temp files left by crashed writers of this host; return them.
-
-        A temp file belongs to a crashed writer when its creator's pid no longer
-        exists here. Temps of live processes and of other hosts are left alone.
-        """
+        """Remove temp files left by crashed writers of this host; return them."""
         removed: list[Path] = []
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return removed
-        for name in names:
-            match = _TEMP_NAME.match(name)
-            if match is None or match["host"] != _HOST_TAG or _process_alive(int(match["pid"])):
-                continue
+        for path in stale_temps(directory):
             with contextlib.suppress(FileNotFoundError):
-                self.unlink(directory / name)
-                removed.append(directory / name)
+                self.unlink(path)
+                removed.append(path)
         if removed:
             self.sync_dir(directory)
         return removed
+
+
+def stale_temps(directory: Path) -> list[Path]:
+    """Temp files in ``directory`` left by crashed writers of this host, sorted.
+
+    A temp file belongs to a crashed writer when its creator's pid no longer
+    exists here. Temps of live processes and of other hosts (whose processes
+    cannot be checked) are not stale.
+    """
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    stale = []
+    for name in sorted(names):
+        match = _TEMP_NAME.match(name)
+        if (
+            match is not None
+            and match["host"] == _HOST_TAG
+            and not _process_alive(int(match["pid"]))
+        ):
+            stale.append(directory / name)
+    return stale
 
 
 def is_temp_name(name: str) -> bool:

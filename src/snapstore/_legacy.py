@@ -47,9 +47,9 @@ def read_legacy(source_dir: Path) -> list[NormalizedSnapshot]:
     except FileNotFoundError:
         raise InvalidInputError(f"{source_dir} has no {LEGACY_INDEX} to import") from None
     except orjson.JSONDecodeError as exc:
-        raise CorruptionError(path, exc.pos, exc.lineno, f"not JSON: {exc.msg}") from None
+        raise _damaged(path, exc.pos, exc.lineno, f"not JSON: {exc.msg}") from None
     if not isinstance(document, dict):
-        raise CorruptionError(path, 0, 1, "expected a JSON object keyed by run_id or run_id:stage")
+        raise _damaged(path, 0, 1, "expected a JSON object keyed by run_id or run_id:stage")
     entries = [_entry(path, key, value) for key, value in document.items()]
     with_seq = sorted((e for e in entries if e[0] is not None), key=lambda e: e[0] or 0)
     without_seq = [e for e in entries if e[0] is None]
@@ -78,7 +78,7 @@ def _instant(path: Path, snap: NormalizedSnapshot, timestamp: object) -> datetim
             return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
     except (ValueError, OverflowError, OSError):
         pass
-    raise CorruptionError(
+    raise _damaged(
         path,
         0,
         None,
@@ -89,10 +89,10 @@ def _instant(path: Path, snap: NormalizedSnapshot, timestamp: object) -> datetim
 
 def _entry(path: Path, key: str, value: Any) -> tuple[int | None, object, NormalizedSnapshot]:
     if not isinstance(value, dict) or "run_id" not in value or "stage" not in value:
-        raise CorruptionError(path, 0, None, f"entry {key!r} lacks run_id or stage")
+        raise _damaged(path, 0, None, f"entry {key!r} lacks run_id or stage")
     seq = value.get("snapshot_seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
-        raise CorruptionError(path, 0, None, f"entry {key!r} has a non-integer snapshot_seq")
+        raise _damaged(path, 0, None, f"entry {key!r} has a non-integer snapshot_seq")
     timestamp = value.get("timestamp")
     data = {name: field for name, field in value.items() if name not in _STRUCTURED}
     data["legacy"] = {"index_key": key, "timestamp": timestamp, "snapshot_seq": seq}
@@ -110,3 +110,8 @@ def _entry(path: Path, key: str, value: Any) -> tuple[int | None, object, Normal
         # must not leave a half-imported store behind.
         raise InvalidInputError(f"{path}: entry {key!r}: {exc}") from None
     return seq, timestamp, snap
+
+
+def _damaged(path: Path, offset: int, line: int | None, reason: str) -> CorruptionError:
+    # The source is the user's file, not a snapstore log: repair has nothing to offer.
+    return CorruptionError(path, offset, line, reason, repairable=False)

@@ -92,6 +92,7 @@ class LocalBackend:
             )
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             self._checkpointed = start.seq if start is not None else 0
+            self._indexed = start or LogPosition()  # the last record the index holds
             self._snapshots = self._open_log(
                 SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
             )
@@ -172,10 +173,12 @@ class LocalBackend:
                 raise CorruptionError(
                     self.root / SNAPSHOT_LOG, record.offset, None, f"not a snapshot record: {exc}"
                 ) from None
+            self._indexed = LogPosition(record.offset + record.length, record.seq, record.length)
 
     def _clear_index(self) -> None:
         with self._index_lock:
             self._index = SnapshotIndex()
+            self._indexed = LogPosition()
         self._checkpointed = 0
 
     def _index_pin(self, record: LogRecord) -> None:
@@ -336,8 +339,11 @@ class LocalBackend:
                 self._checkpoint_lock.release()
 
     def _write_checkpoint(self) -> None:
+        # The position is the index's own, taken under its lock: the log moves
+        # its position before it hands the record to the index, so a checkpoint
+        # taken in between would claim a record the index does not hold.
         with self._index_lock:
-            image = IndexImage(self._snapshots.position, self._index.copy(), dict(self._baselines))
+            image = IndexImage(self._indexed, self._index.copy(), dict(self._baselines))
         with storage_errors(self.root):
             write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
         self._checkpointed = image.position.seq

@@ -130,8 +130,9 @@ class CheckedLog:
                         self._position = start
                         self._line_count = None  # unknown: the lines before start were not read
                     else:
-                        # The owner built its state from a checkpoint this file does
-                        # not continue: replaying on top of it would mix two histories.
+                        # The checkpoint does not fit this log (cut short, rewritten):
+                        # the owner's index built from it must go, or replaying
+                        # from the start would index its records twice.
                         on_reset()
                 with self._state:
                     self._catch_up(writer=False)

@@ -10,6 +10,7 @@ width, so a reader finds and checks it without parsing first.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import time
@@ -140,21 +141,39 @@ def hidden_records(data: bytes) -> Iterator[tuple[int, bytes]]:
     """Valid lines inside damaged bytes: ``(position in data, line without newline)``.
 
     A bit flip in a newline glues two records into one bad line. Each
-    ``{"seq":`` starts a candidate running to the next one; it is tried whole
-    and without its last byte (where the newline was).
+    ``{"seq":`` may start a record, which then ends where a later one starts or
+    at the next newline, and is tried whole and without its last byte (where
+    its newline was). Not only the next start is tried: a payload holding a
+    nested object whose first field is "seq" also contains ``{"seq":``, and
+    ending the candidate there would lose the record.
     """
     starts = []
     at = data.find(_RECORD_START)
     while at >= 0:
         starts.append(at)
         at = data.find(_RECORD_START, at + 1)
+    found_end = 0
     for i, begin in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(data)
-        candidate = data[begin:end].rstrip(b"\n")
-        for line in (candidate, candidate[:-1]):
-            if decode_line(line) is not None:
+        if begin < found_end:
+            continue  # nested inside the record just found
+        line_end = data.find(b"\n", begin)
+        if line_end < 0:
+            line_end = len(data)
+        later = starts[i + 1 : bisect.bisect_left(starts, line_end, i + 1)]
+        for end in [*later, line_end]:
+            line = _record_ending_at(data, begin, end)
+            if line is not None:
                 yield begin, line
+                found_end = begin + len(line)
                 break
+
+
+def _record_ending_at(data: bytes, begin: int, end: int) -> bytes | None:
+    for stop in (end, end - 1):
+        # The cheap test first: most candidates do not even end like a record.
+        if data[stop - 2 : stop] == b'"}' and decode_line(data[begin:stop]) is not None:
+            return data[begin:stop]
+    return None
 
 
 class Clock:

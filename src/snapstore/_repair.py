@@ -14,7 +14,6 @@ offset. repair, under the writer lock:
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from snapstore import _io
-from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET, checkpoint_seq, load_checkpoint
+from snapstore._checkpoint import (
+    INDEX_JSON,
+    INDEX_PARQUET,
+    load_checkpoint,
+    read_position,
+)
 from snapstore._errors import CorruptionError, InvalidInputError, storage_errors
 from snapstore._local import (
     BASELINE_LOG,
@@ -36,11 +40,11 @@ from snapstore._local import (
     snapshot_problem,
 )
 from snapstore._lock import WriterLock
-from snapstore._log import read_lines
+from snapstore._log import LogPosition, read_lines
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
-from snapstore._snapshot_index import SnapshotIndex
+from snapstore._snapshot_index import IndexRow, SnapshotIndex
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -105,9 +109,16 @@ class _LogScan:
     damage: list[_Damage] = field(default_factory=list)
 
     def only_tail_damage(self) -> bool:
-        return (
-            len(self.damage) == 1 and self.damage[0].offset + len(self.damage[0].data) == self.size
-        )
+        """Whether cutting the file at its damage removes nothing but damage.
+
+        Not so when a record was salvaged from inside it: a whole last record
+        whose newline was flipped or never written is valid and must be kept.
+        """
+        if len(self.damage) != 1:
+            return False
+        damage = self.damage[0]
+        salvaged = bool(self.good) and self.good[-1][0] >= damage.offset
+        return damage.offset + len(damage.data) == self.size and not salvaged
 
 
 # -- scanning one log ------------------------------------------------------------
@@ -125,18 +136,23 @@ def _scan_log(
     fd = fs.open_read(path)
     try:
         last_seq = 0
-        region: list[tuple[int, bytes, int]] = []  # consecutive bad lines (offset, raw, line no)
+        region: list[_BadLine] = []  # consecutive bad lines
         for line_no, (offset, line, complete) in enumerate(read_lines(fs, fd, 0, size), 1):
             raw = line + b"\n" if complete else line
             record = _decode(line, offset, len(raw)) if complete else None
-            if record is not None and record.seq > last_seq and on_record(record) is None:
-                if region:
-                    last_seq = _settle(scan, region, last_seq, on_record)
-                    region = []
+            if record is not None and region:
+                # Records salvaged from the damage come before this one: take
+                # them first, so that seqs stay in order and on_record sees
+                # the records in the order they were written.
+                last_seq = _settle(scan, region, last_seq, on_record)
+                region = []
+            problem = _problem(record, last_seq, on_record)
+            if problem is None:
+                assert record is not None
                 scan.good.append((offset, raw))
                 last_seq = record.seq
             else:
-                region.append((offset, raw, line_no))
+                region.append(_BadLine(offset, raw, line_no, problem))
         if region:
             _settle(scan, region, last_seq, on_record)
     finally:
@@ -144,26 +160,44 @@ def _scan_log(
     return scan
 
 
+@dataclass(frozen=True, slots=True)
+class _BadLine:
+    offset: int
+    raw: bytes
+    line: int
+    reason: str
+
+
+def _problem(
+    record: LogRecord | None, last_seq: int, on_record: Callable[[LogRecord], str | None]
+) -> str | None:
+    """Why a line is not a valid next record (None when it is one)."""
+    if record is None:
+        return "checksum mismatch: not a complete, valid record"
+    if record.seq <= last_seq:
+        return f"seq {record.seq} does not follow seq {last_seq}"
+    return on_record(record)
+
+
 def _settle(
     scan: _LogScan,
-    region: list[tuple[int, bytes, int]],
+    region: list[_BadLine],
     last_seq: int,
     on_record: Callable[[LogRecord], str | None],
 ) -> int:
     """Record a damaged region, recovering any whole records hidden inside it."""
-    start = region[0][0]
-    data = b"".join(raw for _, raw, _ in region)
-    is_tail = start + len(data) == scan.size and not data.endswith(b"\n")
-    reason = (
-        "torn tail: an incomplete last record, left by an interrupted append"
-        if is_tail and len(region) == 1
-        else "damaged record(s): checksum mismatch or seq out of order"
-    )
-    scan.damage.append(_Damage(start, data, region[0][2], reason))
+    start = region[0].offset
+    data = b"".join(bad.raw for bad in region)
+    if start + len(data) == scan.size and not data.endswith(b"\n") and len(region) == 1:
+        reason = "torn tail: an incomplete last record, left by an interrupted append"
+    else:
+        more = f" (and {len(region) - 1} more damaged lines)" if len(region) > 1 else ""
+        reason = region[0].reason + more
+    scan.damage.append(_Damage(start, data, region[0].line, reason))
     for position, line in hidden_records(data):
         offset = start + position
         record = _decode(line, offset, len(line) + 1)
-        if record is not None and record.seq > last_seq and on_record(record) is None:
+        if record is not None and _problem(record, last_seq, on_record) is None:
             scan.good.append((offset, line + b"\n"))
             last_seq = record.seq
     return last_seq
@@ -299,6 +333,7 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
     report = CheckReport()
     replay = _Replay()
     quarantine_dir = root / QUARANTINE_DIR
+    logs_changed = False
     with storage_errors(root):
         for name, check in ((SNAPSHOT_LOG, replay.snapshot), (BASELINE_LOG, replay.pin)):
             if (root / name).exists():
@@ -312,6 +347,7 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
                     dry_run=dry_run,
                 )
                 report.merge(part)
+                logs_changed = logs_changed or bool(part.actions)
         for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
             report.merge(
                 check_history(
@@ -320,10 +356,12 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
             )
         for directory in (root, root / HISTORY_DIR, quarantine_dir):
             report.merge(_check_temps(fs, directory, repair=repair, dry_run=dry_run))
-        if repair:
+        index_findings = _check_indices(root, replay.index)
+        if not repair:
+            report.findings.extend(index_findings)
+        elif logs_changed or index_findings:
+            # Only then: a dry run of a clean store must have nothing to do.
             report.actions.extend(_rebuild_indices(root, dry_run))
-        else:
-            report.findings.extend(_check_indices(root, replay.index))
     return report
 
 
@@ -361,7 +399,9 @@ def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool
     report = CheckReport()
     if not directory.is_dir():
         return report
-    stale = sorted(p for p in directory.iterdir() if _io.is_temp_name(p.name))
+    # Only what repair would remove: a live writer's temp is work in progress,
+    # and reporting one that repair must leave would make a store never clean.
+    stale = _io.stale_temps(directory)
     if not repair:
         report.findings.extend(
             Finding(p, "temp file of an interrupted atomic write (repair removes it)")
@@ -402,58 +442,89 @@ def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
     """
     parquet, document = root / INDEX_PARQUET, root / INDEX_JSON
     findings: list[Finding] = []
+    parquet_seq: int | None = None
     if parquet.exists():
-        findings.extend(_check_parquet(root, replay))
+        found, parquet_seq = _check_parquet(root, replay)
+        findings.extend(found)
     if document.exists():
-        findings.extend(_check_index_json(document, parquet, replay))
+        findings.extend(_check_index_json(document, parquet, parquet_seq, replay))
     return findings
 
 
-def _check_parquet(root: Path, replay: SnapshotIndex) -> list[Finding]:
+def _check_parquet(root: Path, replay: SnapshotIndex) -> tuple[list[Finding], int | None]:
+    """Findings about index.parquet, and the seq it covers (None if unreadable)."""
     parquet = root / INDEX_PARQUET
     try:
         loaded = load_checkpoint(root, root / SNAPSHOT_LOG, strict=True)
     except (CorruptionError, OSError) as exc:
-        return [Finding(parquet, f"unreadable checkpoint: {exc}")]
+        return [Finding(parquet, f"unreadable checkpoint: {exc}")], None
     assert loaded is not None
     index, position = loaded
+    # The position must name a record of the log exactly: its seq, where it
+    # ends and its length (a changed digit of the offset is damage too).
+    if not _is_log_position(replay, position):
+        return [Finding(parquet, _not_in_log(position))], position.seq
     expected = _replay_prefix(replay, position.seq)
-    if expected is None:
-        return [Finding(parquet, f"covers seq {position.seq}, which the log does not hold")]
-    return [
+    found = [
         Finding(parquet, f"row of snapshot_seq {seq} disagrees with the log")
         for seq in range(1, max(index.last_seq(), expected.last_seq()) + 1)
-        if (index.row(seq) if index.has(seq) else None)
-        != (expected.row(seq) if expected.has(seq) else None)
+        if _row(index, seq) != _row(expected, seq)
     ]
+    return found, position.seq
 
 
-def _check_index_json(document: Path, parquet: Path, replay: SnapshotIndex) -> list[Finding]:
+def _check_index_json(
+    document: Path, parquet: Path, parquet_seq: int | None, replay: SnapshotIndex
+) -> list[Finding]:
+    """The document must agree with the log at the position it covers.
+
+    It may lag behind index.parquet (a crash between the two atomic writes),
+    which is harmless; content that disagrees with the log is not.
+    """
     try:
         body: Any = orjson.loads(document.read_bytes())
-        seq = body["position"]["seq"]
-    except (orjson.JSONDecodeError, OSError, TypeError, KeyError) as exc:
+        covered = read_position(body)
+    except (orjson.JSONDecodeError, OSError, ValueError) as exc:
         return [Finding(document, f"not a snapstore index document: {exc}")]
-    expected = _replay_prefix(replay, seq) if isinstance(seq, int) else None
-    if expected is None:
-        return [Finding(document, f"covers seq {seq!r}, which the log does not hold")]
+    if not _is_log_position(replay, covered):
+        return [Finding(document, _not_in_log(covered))]
+    expected = _replay_prefix(replay, covered.seq)
     findings = []
     if body.get("latest") != expected.flat_latest() or body.get("groups") != expected.flat_groups():
         findings.append(Finding(document, "latest or group entries disagree with the log"))
     # Written as a pair: when both cover one position, the document records
-    # the parquet file's CRC, so any changed byte of it is detected.
-    with contextlib.suppress(OSError, ValueError):
-        data = parquet.read_bytes()
-        crc = f"{zlib.crc32(data):08x}"
-        if checkpoint_seq(data) == seq and body.get("parquet_crc32") != crc:
+    # the parquet file's CRC, so any changed byte of it is detected (also one
+    # that leaves it readable, in the copy of the schema in its footer, say).
+    if parquet_seq == covered.seq:
+        crc = f"{zlib.crc32(parquet.read_bytes()):08x}"
+        if body.get("parquet_crc32") != crc:
             findings.append(Finding(parquet, f"CRC {crc} differs from the one {INDEX_JSON} holds"))
     return findings
 
 
-def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex | None:
-    """The index as it stood after snapshot ``last``; None if the log never held it."""
-    if last < 0 or last > replay.last_seq() or (last and not replay.has(last)):
-        return None
+def _row(index: SnapshotIndex, seq: int) -> IndexRow | None:
+    return index.row(seq) if index.has(seq) else None
+
+
+def _is_log_position(replay: SnapshotIndex, position: LogPosition) -> bool:
+    if position.seq == 0:
+        return position == LogPosition()
+    seq = position.seq
+    return (
+        replay.has(seq)
+        and position.length == replay.lengths[seq]
+        and position.end == replay.offsets[seq] + replay.lengths[seq]
+    )
+
+
+def _not_in_log(position: LogPosition) -> str:
+    return (
+        f"covers seq {position.seq} ending at byte {position.end}, which is not a record of the log"
+    )
+
+
+def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex:
+    """The index as it stood after snapshot ``last`` (a seq the log holds, or 0)."""
     prefix = SnapshotIndex()
     for seq in range(1, last + 1):
         if replay.has(seq):
