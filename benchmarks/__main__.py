@@ -10,7 +10,7 @@ saved as JSON (default: benchmarks/results/<mode>-<time>.json, git-ignored).
 --quick   small counts and one round: a smoke test, not figures to quote
 --only    run only the benchmarks whose name contains TEXT (repeatable)
 --list    print the names of the benchmarks and exit
---rounds  rounds per benchmark; the reported figure is the median (default 3)
+--rounds  rounds (each runs every benchmark once); figures are medians (default 3)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks._report import Figure, as_json, describe, machine, table
-from benchmarks.registry import REGISTRY, SUITES, Benchmark, Context
+from benchmarks.registry import REGISTRY, SUITES, Benchmark, Context, Measurement
 
 _RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,15 +48,22 @@ def _selected(only: list[str]) -> list[Benchmark]:
     return [b for b in REGISTRY.values() if not only or any(text in b.name for text in only)]
 
 
-def _measure(bench: Benchmark, root: Path, *, quick: bool, rounds: int) -> Figure:
-    measurements = []
-    for _ in range(rounds):
-        scratch = Path(tempfile.mkdtemp(prefix=f"{bench.name}.", dir=root))
-        try:
-            measurements.append(bench.function(Context(scratch, quick)))
-        finally:
-            shutil.rmtree(scratch)
-    return Figure(bench, tuple(measurements))
+def _measure(benches: list[Benchmark], root: Path, *, quick: bool, rounds: int) -> list[Figure]:
+    # Round-robin: every benchmark runs once per round, so a burst of load on a
+    # shared disk falls on a figure and its baselines alike, and the ratios
+    # (taken per round) stay meaningful.
+    measured: dict[str, list[Measurement]] = {bench.name: [] for bench in benches}
+    for round_no in range(1, rounds + 1):
+        for bench in benches:
+            scratch = Path(tempfile.mkdtemp(prefix=f"{bench.name}.", dir=root))
+            try:
+                measurement = bench.function(Context(scratch, quick))
+            finally:
+                shutil.rmtree(scratch)
+            measured[bench.name].append(measurement)
+            rate = measurement.ops / measurement.seconds
+            print(f"  round {round_no}/{rounds} {bench.name:<24} {rate:>12,.0f}/s", flush=True)
+    return [Figure(bench, tuple(measured[bench.name])) for bench in benches]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     info = machine(args.dir)
     print(f"snapstore benchmarks ({mode}, {rounds} round(s)) on {args.dir}: {describe(info)}")
-    figures = []
     with tempfile.TemporaryDirectory(prefix=".snapstore-bench.", dir=args.dir) as root:
-        for bench in benches:
-            print(f"  {bench.name} ...", end="", flush=True)
-            figures.append(_measure(bench, Path(root), quick=args.quick, rounds=rounds))
-            print(f" {figures[-1].ops_per_s:,.0f}/s", flush=True)
+        figures = _measure(benches, Path(root), quick=args.quick, rounds=rounds)
     print()
     print(table(figures))
     path = args.json or _RESULTS / f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"

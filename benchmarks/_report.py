@@ -118,13 +118,18 @@ def table(figures: list[Figure]) -> str:
         )
     rows.append("")
     rows.append("x limit: rate / raw.write+fdatasync (durable) or raw.write (not durable)")
+    rows.append("ratios are medians over rounds of the two rates measured in the same round")
     return "\n".join(rows)
 
 
 def _ratio(figure: Figure, other: str | None, by_name: dict[str, Figure]) -> float | None:
+    """The median over rounds of this figure's rate over ``other``'s in the same round."""
     if other is None or other not in by_name or other == figure.benchmark.name:
         return None
-    return figure.ops_per_s / by_name[other].ops_per_s
+    return statistics.median(
+        (mine.ops / mine.seconds) / (theirs.ops / theirs.seconds)
+        for mine, theirs in zip(figure.rounds, by_name[other].rounds, strict=True)
+    )
 
 
 def _times(ratio: float | None) -> str:
