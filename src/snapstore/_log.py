@@ -108,6 +108,7 @@ class CheckedLog:
         self._on_reset = on_reset
         self._resolve = resolve
         self._tolerant = tolerant
+        self._storage_errors = storage_errors(path)  # stateless: one for every commit
         self._clock = Clock()
         self._state = threading.Lock()  # guards the position and the owner's index
         self._queue = threading.Lock()  # guards the group-commit queue and the leader flag
@@ -292,7 +293,7 @@ class CheckedLog:
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            with self._lock, self._state, storage_errors(self.path):
+            with self._lock, self._state, self._storage_errors:
                 self._check_writable()
                 self._follow(writer=True)
                 self._write_batch(batch)
@@ -327,7 +328,7 @@ class CheckedLog:
             return
         start = self._position.end
         try:
-            self._fs.write(self._fd, lines[0] if len(lines) == 1 else b"".join(lines))
+            self._fs.write(self._fd, b"".join(lines))
         except BaseException:
             self._undo_partial_write(start)
             raise
