@@ -234,16 +234,16 @@ class CheckedLog:
 
     def _lead(self, request: _Request) -> None:
         """Commit a batch: ours, and every request that queued while the last leader worked."""
-        if not request.lead and self._company:
-            self._gather()
         # A new leader was never queued; a successor is the head of the queue.
         batch = [] if request.lead else [request]
-        if self._pending:  # a request queued after this peek is handed the next lead
-            with self._queue:
-                batch += self._pending
-                self._pending = []
-        self._company = len(batch) - 1
         try:
+            if not request.lead and self._company:
+                self._gather()
+            if self._pending:  # a request queued after this peek is handed the next lead
+                with self._queue:
+                    batch += self._pending
+                    self._pending = []
+            self._company = len(batch) - 1
             self._commit(batch)
         finally:
             with self._queue:
