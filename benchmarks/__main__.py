@@ -10,7 +10,7 @@ saved as JSON (default: benchmarks/results/<mode>-<time>.json, git-ignored).
 --quick   small counts and one round: a smoke test, not figures to quote
 --only    run only the benchmarks whose name contains TEXT (repeatable)
 --list    print the names of the benchmarks and exit
---rounds  rounds (each runs every benchmark once); figures are medians (default 3)
+--rounds  rounds (each runs every benchmark once); figures are medians (default 5)
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _measure(benches: list[Benchmark], root: Path, *, quick: bool, rounds: int) 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     mode = "quick" if args.quick else "full"
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 5)
     benches = _selected(args.only)
     if args.list:
         print("\n".join(bench.name for bench in benches))

@@ -40,7 +40,7 @@ def _raw_loop(path: Path, n: int, *, sync: bool) -> Measurement:
     description="os.write + os.fdatasync of a snapstore line, one per record",
 )
 def raw_fdatasync(ctx: Context) -> Measurement:
-    return _raw_loop(ctx.scratch / "raw.log", ctx.count(2000, 50), sync=True)
+    return _raw_loop(ctx.scratch / "raw.log", ctx.count(1000, 50), sync=True)
 
 
 @benchmark(
@@ -50,7 +50,7 @@ def raw_fdatasync(ctx: Context) -> Measurement:
     description="os.write of a snapstore line, no sync",
 )
 def raw_write(ctx: Context) -> Measurement:
-    return _raw_loop(ctx.scratch / "raw.log", ctx.count(200_000, 2000), sync=False)
+    return _raw_loop(ctx.scratch / "raw.log", ctx.count(100_000, 2000), sync=False)
 
 
 def _sqlite_inserts(ctx: Context, synchronous: str, n: int) -> Measurement:
@@ -80,7 +80,7 @@ def _sqlite_inserts(ctx: Context, synchronous: str, n: int) -> Measurement:
     description="sqlite3 WAL, synchronous=FULL, one INSERT transaction per record",
 )
 def sqlite_full(ctx: Context) -> Measurement:
-    return _sqlite_inserts(ctx, "FULL", ctx.count(2000, 50))
+    return _sqlite_inserts(ctx, "FULL", ctx.count(1000, 50))
 
 
 @benchmark(
@@ -91,7 +91,7 @@ def sqlite_full(ctx: Context) -> Measurement:
     description="sqlite3 WAL, synchronous=NORMAL, one INSERT transaction per record",
 )
 def sqlite_normal(ctx: Context) -> Measurement:
-    return _sqlite_inserts(ctx, "NORMAL", ctx.count(20_000, 500))
+    return _sqlite_inserts(ctx, "NORMAL", ctx.count(10_000, 500))
 
 
 def _json_rewrites(ctx: Context, existing: int, n: int) -> Measurement:
@@ -114,7 +114,7 @@ def _json_rewrites(ctx: Context, existing: int, n: int) -> Measurement:
     description="rewrite a JSON index atomically per save, starting empty",
 )
 def json_rewrite_empty(ctx: Context) -> Measurement:
-    return _json_rewrites(ctx, 0, ctx.count(500, 20))
+    return _json_rewrites(ctx, 0, ctx.count(300, 20))
 
 
 @benchmark(
@@ -124,4 +124,4 @@ def json_rewrite_empty(ctx: Context) -> Measurement:
     description="rewrite a JSON index atomically per save, index of 10,000 records",
 )
 def json_rewrite_10k(ctx: Context) -> Measurement:
-    return _json_rewrites(ctx, 10_000, ctx.count(100, 5))
+    return _json_rewrites(ctx, 10_000, ctx.count(40, 5))

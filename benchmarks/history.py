@@ -36,7 +36,7 @@ def _check_count(path: Path, expected: int) -> None:
 
 def _appends(durability: Durability) -> BenchmarkFunction:
     def run(ctx: Context) -> Measurement:
-        n = ctx.count(2000 if durability == "fsync" else 100_000, 50)
+        n = ctx.count(1000 if durability == "fsync" else 50_000, 50)
         path = ctx.scratch / "history.jsonl"
         records = [payload(i) for i in range(n)]
         with IterationHistory(path, durability=durability) as history:
@@ -61,7 +61,7 @@ for _mode in DURABILITY_MODES:
 
 def _total(ctx: Context) -> int:
     # Divisible by every thread and process count.
-    return ctx.count(4800, 96)
+    return ctx.count(2400, 96)
 
 
 def _threads(count: int) -> BenchmarkFunction:
@@ -154,7 +154,7 @@ def processes(ctx: Context) -> Measurement:
     description=f"extend() of {_EXTEND_BATCH} records (one write, one sync), per record",
 )
 def extend(ctx: Context) -> Measurement:
-    batches = ctx.count(20, 2)
+    batches = ctx.count(10, 2)
     path = ctx.scratch / "history.jsonl"
     records = [payload(i) for i in range(_EXTEND_BATCH)]
     with IterationHistory(path) as history:
