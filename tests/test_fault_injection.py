@@ -126,7 +126,9 @@ def test_each_call_of_a_write_fails(
     tmp_path: Path, scenario: Scenario, fault: FaultInjector, durability: Durability
 ) -> None:
     count = calls_of(tmp_path / "probe" / "history.jsonl", scenario, durability)
-    assert count >= 3
+    # Every scenario reaches the disk more than once (a retry of a stored key
+    # stats the log and reads the stored record), so several faults are tried.
+    assert count >= 2
     for k in range(1, count + 1):
         fail_call(tmp_path / f"k-{k}" / "history.jsonl", scenario, durability, fault, k)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
+    from types import TracebackType
 
 
 class SnapstoreError(Exception):
@@ -77,12 +76,26 @@ class ClosedError(SnapstoreError, ValueError):
     """The handle was closed (or made unusable by a failed sync)."""
 
 
-@contextlib.contextmanager
-def storage_errors(path: Path) -> Iterator[None]:
-    """Report an OS error inside the block as a StorageError naming ``path``."""
-    try:
-        yield
-    except SnapstoreError:
-        raise
-    except OSError as exc:
-        raise StorageError(exc.errno, f"{path}: {exc.strerror or exc}") from exc
+class storage_errors:  # noqa: N801 - reads as the function-style context manager it is
+    """Report an OS error inside the block as a StorageError naming ``path``.
+
+    A class, not a generator-based context manager: it wraps every append, and
+    contextlib's machinery would cost more than the write it wraps.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, OSError) and not isinstance(exc, SnapstoreError):
+            raise StorageError(exc.errno, f"{self.path}: {exc.strerror or exc}") from exc

@@ -62,7 +62,10 @@ class FileSystem:
 
     def write(self, fd: int, data: bytes) -> None:
         """Write all of ``data``; a short write continues where it stopped."""
-        view = memoryview(data)
+        written = os.write(fd, data)
+        if written == len(data):
+            return  # the usual case: a regular file takes the whole write
+        view = memoryview(data)[written:]
         while view:
             written = os.write(fd, view)
             view = view[written:]
@@ -73,10 +76,13 @@ class FileSystem:
     def size(self, fd: int) -> int:
         return os.fstat(fd).st_size
 
-    def identity(self, path: Path) -> tuple[int, int]:
-        """(device, inode) of ``path``: tells whether a file was replaced."""
+    def identity(self, path: Path) -> tuple[tuple[int, int], int]:
+        """((device, inode), size) of ``path``: whether a file was replaced, and its size.
+
+        One call for both: a writer checks both before every commit.
+        """
         st = os.stat(path)
-        return st.st_dev, st.st_ino
+        return (st.st_dev, st.st_ino), st.st_size
 
     def fd_identity(self, fd: int) -> tuple[int, int]:
         st = os.fstat(fd)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import orjson
 
@@ -45,8 +46,7 @@ DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 _READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class LogPosition:
+class LogPosition(NamedTuple):
     """How far a reader has consumed a log: the last record's end, seq and length."""
 
     end: int = 0
@@ -64,12 +64,17 @@ class Problem:
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Request:
     entries: list[Entry]
-    done: bool = False
     records: list[LogRecord] = field(default_factory=list)
     error: BaseException | None = None
+    # A queued request's thread sleeps on ``wake`` (acquired once, so the next
+    # acquire blocks) until a leader releases it: either its records are done,
+    # or ``lead`` is set and it commits the next batch. One lock per waiter, so
+    # a leader wakes exactly the threads it has an answer for.
+    wake: threading.Lock | None = None
+    lead: bool = False
 
     def outcome(self) -> list[LogRecord]:
         if self.error is not None:
@@ -104,11 +109,14 @@ class CheckedLog:
         self._on_reset = on_reset
         self._resolve = resolve
         self._tolerant = tolerant
+        self._storage_errors = storage_errors(path)  # stateless: one for every commit
         self._clock = Clock()
         self._state = threading.Lock()  # guards the position and the owner's index
-        self._cv = threading.Condition()  # guards the group-commit queue
-        self._pending: list[_Request] = []
+        self._queue = threading.Lock()  # guards the group-commit queue and the leader flag
+        self._pending: list[_Request] = []  # non-empty only while there is a leader
         self._leader_active = False
+        self._company = 0  # how many other writers shared the last batch
+        self._sync_seconds = 0.0  # how long the last sync took
         self._failure: BaseException | None = None
         self._closed = False
 
@@ -135,7 +143,7 @@ class CheckedLog:
                         # from the start would index its records twice.
                         on_reset()
                 with self._state:
-                    self._catch_up(writer=False)
+                    self._catch_up(fs.size(self._fd), writer=False)
             except BaseException:
                 # The caller gets no handle to close (a corrupt file, a failed
                 # sync): release the descriptor here or it leaks.
@@ -157,8 +165,7 @@ class CheckedLog:
         """Take in what other processes appended since the last look."""
         self._check_open()
         with self._state, storage_errors(self.path):
-            self._reopen_if_replaced()
-            self._catch_up(writer=False)
+            self._follow(writer=False)
 
     def read(self, offset: int, length: int) -> LogRecord:
         """Read the record stored at ``offset`` (one pread)."""
@@ -199,20 +206,23 @@ class CheckedLog:
             # leader may be waiting for that very lock, so commit directly.
             self._commit([request])
             return request.outcome()
-        with self._cv:
-            self._pending.append(request)
-            while not request.done and self._leader_active:
-                self._cv.wait()
-            if request.done:
+        with self._queue:
+            if self._leader_active:
+                request.wake = threading.Lock()
+                request.wake.acquire()
+                self._pending.append(request)
+            else:
+                # Nobody is committing: lead at once, with no wait and no wakeup.
+                self._leader_active = True
+        if request.wake is not None:
+            try:
+                request.wake.acquire()
+            except BaseException:  # interrupted while queued (KeyboardInterrupt)
+                self._withdraw(request)
+                raise
+            if not request.lead:
                 return request.outcome()
-            self._leader_active = True
-            batch, self._pending = self._pending, []
-        try:
-            self._commit(batch)
-        finally:
-            with self._cv:
-                self._leader_active = False
-                self._cv.notify_all()
+        self._lead(request)
         return request.outcome()
 
     def catch_up_locked(self) -> None:
@@ -220,8 +230,7 @@ class CheckedLog:
         assert self._lock.held_by_me()
         self._check_writable()
         with self._state, storage_errors(self.path):
-            self._reopen_if_replaced()
-            self._catch_up(writer=True)
+            self._follow(writer=True)
 
     def close(self) -> None:
         if self._closed:
@@ -231,20 +240,75 @@ class CheckedLog:
 
     # -- internals -----------------------------------------------------------
 
+    def _lead(self, request: _Request) -> None:
+        """Commit a batch: ours, and every request that queued while the last leader worked."""
+        # A new leader was never queued; a successor is the head of the queue.
+        batch = [] if request.lead else [request]
+        try:
+            if not request.lead and self._company:
+                self._gather()
+            if self._pending:  # a request queued after this peek is handed the next lead
+                with self._queue:
+                    batch += self._pending
+                    self._pending = []
+            self._company = len(batch) - 1
+            self._commit(batch)
+        finally:
+            with self._queue:
+                self._pass_lead()
+            for other in batch:
+                if other is not request and other.wake is not None:
+                    other.wake.release()
+
+    def _gather(self) -> None:
+        """Give the writers of the last batch a moment to queue again before committing.
+
+        Their wakeups were only just issued: without a pause the new leader
+        (still running) would sync alone while they queue for the next batch,
+        and batches of 1 and N-1 would alternate, halving what a sync is shared
+        by. The pause yields the interpreter until they are back, for at most
+        half the last sync (waiting w < one sync to share it beats a sync of its
+        own), and a writer without company never pauses.
+        """
+        deadline = time.perf_counter() + self._sync_seconds / 2
+        while len(self._pending) < self._company and time.perf_counter() < deadline:
+            time.sleep(0)
+
+    def _pass_lead(self) -> None:
+        """Hand the lead to the oldest queued request; the caller holds ``_queue``.
+
+        Waking one successor, not every waiter, keeps a crowd of writers from
+        all waking to find that one of them got the lead. Its batch is taken
+        when it runs, so everyone who queues until then shares its sync.
+        """
+        if self._pending:
+            successor = self._pending[0]
+            successor.lead = True
+            assert successor.wake is not None
+            successor.wake.release()
+        else:
+            self._leader_active = False
+
+    def _withdraw(self, request: _Request) -> None:
+        # Still queued: nobody will write it. If it was handed the lead, pass
+        # the lead on, or the requests behind it would wait forever. Already
+        # taken into a batch: that leader finishes it; its outcome is unknown.
+        with self._queue:
+            if request in self._pending:
+                self._pending.remove(request)
+                if request.lead:
+                    self._pass_lead()
+
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            with self._lock, self._state, storage_errors(self.path):
+            with self._lock, self._state, self._storage_errors:
                 self._check_writable()
-                self._reopen_if_replaced()
-                self._catch_up(writer=True)
+                self._follow(writer=True)
                 self._write_batch(batch)
         except BaseException as exc:  # every waiting caller learns the outcome
             for request in batch:
                 request.error = exc
             raise
-        finally:
-            for request in batch:
-                request.done = True
 
     def _write_batch(self, batch: list[_Request]) -> None:
         ts = self._clock.now()
@@ -252,9 +316,10 @@ class CheckedLog:
         lines: list[bytes] = []
         seq = self._position.seq
         offset = self._position.end
+        resolve = self._resolve
         for request in batch:
             for entry in request.entries:
-                existing = self._resolve(entry, staged) if self._resolve else None
+                existing = resolve(entry, staged) if resolve is not None else None
                 if existing is not None:
                     request.records.append(existing)
                     continue
@@ -277,8 +342,9 @@ class CheckedLog:
             raise
         if self.durability == "fsync":
             self._sync(f"records from seq {staged[0].seq} may not be durable")
+        self._advance(staged[-1], len(staged))
         for record in staged:
-            self._consume(record)
+            self._on_record(record)
 
     def _undo_partial_write(self, start: int) -> None:
         # Our own unacknowledged bytes: cut them so the file stays valid. If even
@@ -289,13 +355,28 @@ class CheckedLog:
         except OSError:
             return
 
-    def _consume(self, record: LogRecord) -> None:
-        self._position = LogPosition(record.offset + record.length, record.seq, record.length)
+    def _advance(self, last: LogRecord, count: int) -> None:
+        self._position = LogPosition(last.offset + last.length, last.seq, last.length)
         if self._line_count is not None:
-            self._line_count += 1
-        self._on_record(record)
+            self._line_count += count
 
-    def _catch_up(self, *, writer: bool) -> None:
+    def _follow(self, *, writer: bool) -> None:
+        """Take in the file as it is now: a replacement, then new lines, then a torn tail."""
+        # One stat of the path answers both questions: was the file replaced,
+        # and (when it was not, so the path is our file) how far does it reach.
+        identity, size = self._fs.identity(self.path)
+        if identity != self._identity:
+            # repair() publishes a rewritten log with an atomic rename; a handle
+            # still reading the old inode starts over from the new file.
+            old = self._fd
+            self._fd, _ = self._fs.open_log(self.path)
+            self._identity = self._fs.fd_identity(self._fd)
+            self._fs.close(old)
+            self._reset()
+            size = self._fs.size(self._fd)
+        self._catch_up(size, writer=writer)
+
+    def _catch_up(self, size: int, *, writer: bool) -> None:
         """Consume complete valid lines after our position; deal with the tail.
 
         A damaged line followed by a valid one is corruption (an error, or a
@@ -303,7 +384,8 @@ class CheckedLog:
         a torn tail: readers ignore it; a writer (holding the lock, so no live
         writer is mid-write) moves it to quarantine and truncates.
         """
-        size = self._fs.size(self._fd)
+        if size == self._position.end:
+            return  # nothing new: the common case of a writer with no rivals
         if size < self._position.end:
             self._reset()
         damaged: list[Problem] = []
@@ -332,7 +414,9 @@ class CheckedLog:
                 raise CorruptionError(self.path, first.offset, first.line, first.reason)
             self.problems.extend(damaged)
             damaged.clear()
-        self._consume(_record_from(obj, offset, length))
+        record = _record_from(obj, offset, length)
+        self._advance(record, 1)
+        self._on_record(record)
 
     def _recover_tail(self, tail: int, size: int) -> None:
         """Move the damaged tail ``[tail, size)`` to quarantine, keeping whole records in it.
@@ -376,6 +460,7 @@ class CheckedLog:
             offset += len(line)
 
     def _sync(self, consequence: str) -> None:
+        started = time.perf_counter()
         try:
             self._fs.sync(self._fd)
         except OSError as exc:
@@ -387,17 +472,7 @@ class CheckedLog:
                 f"fsync of {self.path} failed ({exc.strerror}): {consequence}; "
                 "reopen to write again",
             ) from exc
-
-    def _reopen_if_replaced(self) -> None:
-        # repair() publishes a rewritten log with an atomic rename; a handle
-        # still reading the old inode starts over from the new file.
-        if self._fs.identity(self.path) == self._identity:
-            return
-        old = self._fd
-        self._fd, _ = self._fs.open_log(self.path)
-        self._identity = self._fs.fd_identity(self._fd)
-        self._fs.close(old)
-        self._reset()
+        self._sync_seconds = time.perf_counter() - started
 
     def _reset(self) -> None:
         self._position = LogPosition()

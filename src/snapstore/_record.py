@@ -15,9 +15,8 @@ import math
 import re
 import time
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -32,6 +31,7 @@ MAX_KEY_LENGTH = 256
 
 _CRC_MARK = b',"crc":"'
 _RECORD_START = b'{"seq":'
+_VERSION = FORMAT_VERSION.encode()
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
 _HEX = re.compile(rb"[0-9a-f]{8}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,16 +40,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+# Entry and LogRecord are made for every append, so they are named tuples:
+# immutable like a frozen dataclass, built in a third of the time.
+class Entry(NamedTuple):
     """What a caller asks to append: its JSON-encoded data and optional key."""
 
     data_json: bytes
     key: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """A committed line of a log, parsed, with its place in the file."""
 
     seq: int
@@ -104,7 +104,7 @@ def encode_line(seq: int, ts: str, entry: Entry) -> bytes:
     head = b'{"seq":%d,"ts":"%s","v":"%s","key":%s,"data":' % (
         seq,
         ts.encode(),
-        FORMAT_VERSION.encode(),
+        _VERSION,
         key_json,
     )
     crc = zlib.crc32(entry.data_json, zlib.crc32(head))
@@ -196,7 +196,9 @@ class Clock:
 
 
 def utc_from_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+    moment = datetime.fromisoformat(text)
+    # snapstore writes UTC ("+00:00"), which fromisoformat already reads as UTC.
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def _is_mapping(value: object) -> bool:

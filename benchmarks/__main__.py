@@ -1,0 +1,91 @@
+"""Run the benchmarks:  python -m benchmarks [--quick] [--dir DIR] [--json PATH] [--only TEXT]
+
+Measures snapstore side by side with its baselines (raw write + fdatasync, raw
+write, SQLite WAL, an atomically rewritten JSON index) in one run, on one disk,
+and prints a table of rates with ratios against those baselines. Results are
+saved as JSON (default: benchmarks/results/<mode>-<time>.json, git-ignored).
+
+--dir     where the scratch files go (default: the working directory, so the
+          figures are for the disk the project lives on, not a tmpfs /tmp)
+--quick   small counts and one round: a smoke test, not figures to quote
+--only    run only the benchmarks whose name contains TEXT (repeatable)
+--list    print the names of the benchmarks and exit
+--rounds  rounds (each runs every benchmark once); figures are medians (default 5)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._report import Figure, as_json, describe, machine, table
+from benchmarks.registry import REGISTRY, SUITES, Benchmark, Context, Measurement
+
+_RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts, one round")
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="disk to measure")
+    parser.add_argument("--json", type=Path, default=None, help="where to save the results")
+    parser.add_argument("--only", action="append", default=[], help="name filter (repeatable)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per benchmark")
+    parser.add_argument("--list", action="store_true", help="print the benchmark names")
+    return parser.parse_args(argv)
+
+
+def _selected(only: list[str]) -> list[Benchmark]:
+    for suite in SUITES:
+        importlib.import_module(suite)
+    return [b for b in REGISTRY.values() if not only or any(text in b.name for text in only)]
+
+
+def _measure(benches: list[Benchmark], root: Path, *, quick: bool, rounds: int) -> list[Figure]:
+    # Round-robin: every benchmark runs once per round, so a burst of load on a
+    # shared disk falls on a figure and its baselines alike, and the ratios
+    # (taken per round) stay meaningful.
+    measured: dict[str, list[Measurement]] = {bench.name: [] for bench in benches}
+    for round_no in range(1, rounds + 1):
+        for bench in benches:
+            scratch = Path(tempfile.mkdtemp(prefix=f"{bench.name}.", dir=root))
+            try:
+                measurement = bench.function(Context(scratch, quick))
+            finally:
+                shutil.rmtree(scratch)
+            measured[bench.name].append(measurement)
+            rate = measurement.ops / measurement.seconds
+            print(f"  round {round_no}/{rounds} {bench.name:<24} {rate:>12,.0f}/s", flush=True)
+    return [Figure(bench, tuple(measured[bench.name])) for bench in benches]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    mode = "quick" if args.quick else "full"
+    rounds = args.rounds or (1 if args.quick else 5)
+    benches = _selected(args.only)
+    if args.list:
+        print("\n".join(bench.name for bench in benches))
+        return 0
+    info = machine(args.dir)
+    print(f"snapstore benchmarks ({mode}, {rounds} round(s)) on {args.dir}: {describe(info)}")
+    with tempfile.TemporaryDirectory(prefix=".snapstore-bench.", dir=args.dir) as root:
+        figures = _measure(benches, Path(root), quick=args.quick, rounds=rounds)
+    print()
+    print(table(figures))
+    path = args.json or _RESULTS / f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(as_json(figures, info, mode), indent=2) + "\n")
+    print(f"\nsaved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

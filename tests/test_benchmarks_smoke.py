@@ -1,0 +1,38 @@
+"""The benchmark command runs end to end and reports every figure (no timings are asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _benchmarks(*args: str) -> str:
+    # Run as users do: the benchmarks package is not installed, it runs from the root.
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
+def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    _benchmarks("--quick", "--dir", str(tmp_path), "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["mode"] == "quick"
+    assert {"nproc", "memory_gib", "file_system", "python"} <= result["machine"].keys()
+    assert set(result["figures"]) == set(_benchmarks("--list").split())
+    for name, figure in result["figures"].items():
+        assert figure["ops"] > 0, name
+        assert math.isfinite(figure["ops_per_s"]), name
+        assert figure["limit_ratio"] is not None or name in {"raw.write", "raw.write+fdatasync"}
+    # The scratch files are removed; only the JSON is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]
