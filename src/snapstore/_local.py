@@ -84,7 +84,9 @@ class LocalBackend:
                 self._fs.remove_stale_temps(directory)
             loaded = load_checkpoint(root) if use_checkpoint else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
-            self._checkpointed = start.seq if start is not None else 0
+            # The seq the checkpoint on disk covers (0: none); None when that
+            # checkpoint describes another version of the log.
+            self._checkpointed: int | None = start.seq if start is not None else 0
             self._snapshots = self._open_log(
                 SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
             )
@@ -152,7 +154,10 @@ class LocalBackend:
     def _clear_index(self) -> None:
         with self._index_lock:
             self._index = SnapshotIndex()
-        self._checkpointed = 0
+        # The log was replaced, or is not the one the checkpoint was taken of
+        # (repair rewrote it and crashed before rebuilding the indices): the
+        # checkpoint on disk is wrong, not just behind. Replace it at the next save.
+        self._checkpointed = None
 
     def _index_pin(self, record: LogRecord) -> None:
         data = record.data
@@ -302,7 +307,7 @@ class LocalBackend:
         # checkpoint rewrites one row per snapshot, so a fixed interval would
         # make the average save cost grow with the store.
         due = max(self._checkpoint_every, self._index.count // 20)
-        if self._snapshots.last_seq - self._checkpointed < due:
+        if self._checkpointed is not None and self._snapshots.last_seq - self._checkpointed < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
             try:

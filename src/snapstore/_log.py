@@ -125,9 +125,17 @@ class CheckedLog:
                 # removes.
                 fs.sync_dir(path.parent)
                 self._identity = fs.fd_identity(self._fd)
-                if start is not None and start.seq > 0 and self._starts_at(start):
-                    self._position = start
-                    self._line_count = None  # unknown: the lines before start were not read
+                if start is not None and start.seq > 0:
+                    if self._starts_at(start):
+                        self._position = start
+                        self._line_count = None  # unknown: the lines before start were not read
+                    else:
+                        # The checkpoint describes another file: repair renamed a
+                        # rewritten log into place and crashed before rebuilding the
+                        # indices. The owner drops what it loaded from the
+                        # checkpoint, or the replay from the start would add every
+                        # record a second time.
+                        self._on_reset()
                 with self._state:
                     self._catch_up(writer=False)
             except BaseException:
