@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -79,20 +80,26 @@ class LocalBackend:
             check_filesystem(root, strict=strict)
             self._fs.make_dirs(root)
             self._open_marker()
-            self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
-            for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
-                self._fs.remove_stale_temps(directory)
-            loaded = load_checkpoint(root) if use_checkpoint else None
-            self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
-            # The seq the checkpoint on disk covers (0: none); None when that
-            # checkpoint describes another version of the log.
-            self._checkpointed: int | None = start.seq if start is not None else 0
-            self._snapshots = self._open_log(
-                SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
-            )
-            self._baseline_log = self._open_log(
-                BASELINE_LOG, self._index_pin, self._baselines.clear, None
-            )
+            # The caller gets no handle to close if opening fails: release what
+            # was opened so far (a log that fails to open closes its own file).
+            with contextlib.ExitStack() as opened:
+                self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
+                opened.callback(_close_quietly, self._lock)
+                for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
+                    self._fs.remove_stale_temps(directory)
+                loaded = load_checkpoint(root) if use_checkpoint else None
+                self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
+                # The seq the checkpoint on disk covers (0: none); None when that
+                # checkpoint describes another version of the log.
+                self._checkpointed: int | None = start.seq if start is not None else 0
+                self._snapshots = self._open_log(
+                    SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
+                )
+                opened.callback(_close_quietly, self._snapshots)
+                self._baseline_log = self._open_log(
+                    BASELINE_LOG, self._index_pin, self._baselines.clear, None
+                )
+                opened.pop_all()
 
     # -- opening -------------------------------------------------------------
 
@@ -190,6 +197,7 @@ class LocalBackend:
             "data": snap.data,
         }
         entry = Entry(encode_data(_plain(payload), self._max_record_bytes), None)
+        self._check_writable()
         (record,) = self._snapshots.append([entry])
         self._maybe_checkpoint()
         return _snapshot_from(record)
@@ -235,6 +243,7 @@ class LocalBackend:
 
     def establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
         assert snap.comparison_key is not None
+        self._check_writable()
         # Decided under the writer lock, after reading every pin committed so
         # far: processes racing on an empty group all get the same answer.
         with self._lock:
@@ -248,6 +257,7 @@ class LocalBackend:
             return saved
 
     def pin_baseline(self, snap: NormalizedSnapshot) -> None:
+        self._check_writable()
         with self._lock:
             self._snapshots.catch_up_locked()
             self._append_pin(snap, "set")
@@ -286,21 +296,33 @@ class LocalBackend:
         self._baseline_log.refresh()
 
     def checkpoint(self) -> None:
+        self._check_writable()
         with self._checkpoint_lock:
             self._write_checkpoint()
 
     def close(self) -> None:
-        try:
-            if self._snapshots.last_seq != self._checkpointed:
-                self.checkpoint()
-        finally:
+        # Every file is released even when the checkpoint or closing another
+        # file fails (close(2) releases the descriptor even when it reports EIO).
+        with storage_errors(self.root), contextlib.ExitStack() as closing:
+            closing.callback(self._lock.close)
+            closing.callback(self._baseline_log.close)
+            closing.callback(self._snapshots.close)
             for history in self._histories.values():
-                history.close()
-            self._snapshots.close()
-            self._baseline_log.close()
-            self._lock.close()
+                closing.callback(history.close)
+            if self._snapshots.last_seq != self._checkpointed and not self._failed():
+                self.checkpoint()
 
     # -- internals -----------------------------------------------------------
+
+    def _failed(self) -> bool:
+        return self._snapshots.failed or self._baseline_log.failed
+
+    def _check_writable(self) -> None:
+        # A failed sync of either log leaves the whole handle refusing writes,
+        # checkpoints included: the device just lost data it had accepted, and
+        # one rule ("reopen the store") is easier to act on than one per file.
+        self._snapshots.check_writable()
+        self._baseline_log.check_writable()
 
     def _maybe_checkpoint(self) -> None:
         # Every N saves, and never more often than every 5% of the log: a
@@ -353,6 +375,12 @@ def snapshot_problem(data: dict[str, Any]) -> str | None:
         name for name in ("metrics", "config", "data") if not isinstance(data.get(name), dict)
     ]
     return f"snapshot record lacks {', '.join(missing)}" if missing else None
+
+
+def _close_quietly(opened: WriterLock | CheckedLog) -> None:
+    # Releasing after a failure: the first error is the one to report.
+    with contextlib.suppress(OSError):
+        opened.close()
 
 
 def _plain(payload: dict[str, Any]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ class CheckedLog:
         An entry that ``resolve`` maps to an existing record is not written;
         that record is returned in its place.
         """
-        self._check_writable()
+        self.check_writable()
         request = _Request(entries)
         if self._lock.held_by_me():
             # The caller decides something under the lock (a baseline pin): the
@@ -220,7 +220,7 @@ class CheckedLog:
     def catch_up_locked(self) -> None:
         """Take in everything committed so far; the caller holds the writer lock."""
         assert self._lock.held_by_me()
-        self._check_writable()
+        self.check_writable()
         with self._state, storage_errors(self.path):
             self._reopen_if_replaced()
             self._catch_up(writer=True)
@@ -236,7 +236,7 @@ class CheckedLog:
     def _commit(self, batch: list[_Request]) -> None:
         try:
             with self._lock, self._state, storage_errors(self.path):
-                self._check_writable()
+                self.check_writable()
                 self._reopen_if_replaced()
                 self._catch_up(writer=True)
                 self._write_batch(batch)
@@ -395,11 +395,18 @@ class CheckedLog:
         # still reading the old inode starts over from the new file.
         if self._fs.identity(self.path) == self._identity:
             return
-        old = self._fd
-        self._fd, _ = self._fs.open_log(self.path)
-        self._identity = self._fs.fd_identity(self._fd)
-        self._fs.close(old)
+        fd, _ = self._fs.open_log(self.path)
+        try:
+            identity = self._fs.fd_identity(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._fs.close(fd)
+            raise
+        # Switch to the new file and start over before closing the old one, so a
+        # failing close leaves neither a leaked descriptor nor a stale position.
+        old, self._fd, self._identity = self._fd, fd, identity
         self._reset()
+        self._fs.close(old)
 
     def _reset(self) -> None:
         self._position = LogPosition()
@@ -419,7 +426,12 @@ class CheckedLog:
         if self._closed:
             raise ClosedError(f"{self.path} is closed")
 
-    def _check_writable(self) -> None:
+    @property
+    def failed(self) -> bool:
+        """Whether a sync failed: the handle then refuses writes until reopened."""
+        return self._failure is not None
+
+    def check_writable(self) -> None:
         self._check_open()
         if self._failure is not None:
             raise ClosedError(

@@ -248,22 +248,30 @@ DAMAGE: dict[str, tuple[Callable[[list[bytes]], list[bytes]], bool]] = {
 }
 
 
-def record_repair(root: Path, damage: str) -> Recorded:
-    """repair() on a checkpointed store of four snapshots and a pin whose snapshot log
-    is damaged in the middle (the checkpoint lets it open), then a save."""
+def make_damaged_store(
+    root: Path, damage: str
+) -> tuple[tuple[NormalizedSnapshot, ...], Pins, tuple[int, bytes]]:
+    """A checkpointed store of four snapshots and a pin whose snapshot log is damaged
+    in the middle (the checkpoint lets it open). Returns the snapshots repair keeps,
+    the pins, and the damaged region (offset, bytes)."""
     base, pins = setup_store(root / STORE, [snap(r, i=i) for i, r in enumerate("abcd")], [0])
     log = root / STORE / SNAPSHOT_LOG
     damaged, recovered = DAMAGE[damage]
     lines = damaged(log.read_bytes().splitlines(keepends=True))
     log.write_bytes(b"".join(lines))
-    records = base if recovered else (base[0], *base[2:])
+    return base if recovered else (base[0], *base[2:]), pins, (len(lines[0]), lines[1])
+
+
+def record_repair(root: Path, damage: str) -> Recorded:
+    """repair() on a store whose snapshot log is damaged in the middle, then a save."""
+    records, pins, region = make_damaged_store(root, damage)
     session = StoreSession(root, records=records, pins=[pins])
     with _io.installed(session.recorder), session.open() as store:
         with session.operation("repair"):
             store.repair()
         with session.operation("save after repair") as done:
             done.append(store.save_snapshot(snap("e", i=5)))
-    return session.finish(damage=(len(lines[0]), lines[1]))
+    return session.finish(damage=region)
 
 
 # -- crashes during recovery from a crash ---------------------------------------------
