@@ -7,6 +7,9 @@ line through the same log, so their lines are torn in 3- and 4096-byte chunks
 start from instead, in 4096-byte chunks only). This keeps the store's states
 checkable in about a minute; the history suite tears every log write at every
 byte.
+
+Each test asserts a minimum number of distinct states, a little below what it
+checks today: with the history suite's, they add up to more than 10,000.
 """
 
 from __future__ import annotations
@@ -68,37 +71,37 @@ def check_all(
 def test_create(tmp_path: Path, crash_tally: CrashTally) -> None:
     recorded = record_create(tmp_path / "r")
     operation = "create + first save + close"
-    assert check_all(tmp_path, crash_tally, operation, recorded, TORN_CHUNKS) >= 800
+    assert check_all(tmp_path, crash_tally, operation, recorded, TORN_CHUNKS) >= 830
 
 
 def test_save(tmp_path: Path, crash_tally: CrashTally) -> None:
     recorded = record_saves(tmp_path / "r")
-    assert check_all(tmp_path, crash_tally, "save_snapshot (fsync)", recorded, TORN_CHUNKS) >= 1600
+    assert check_all(tmp_path, crash_tally, "save_snapshot (fsync)", recorded, TORN_CHUNKS) >= 1630
 
 
 def test_automatic_checkpoint(tmp_path: Path, crash_tally: CrashTally) -> None:
     recorded = record_auto_checkpoints(tmp_path / "r")
-    assert check_all(tmp_path, crash_tally, "save + automatic checkpoint", recorded) >= 800
+    assert check_all(tmp_path, crash_tally, "save + automatic checkpoint", recorded) >= 850
 
 
 def test_checkpoint(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert (
-        check_all(tmp_path, crash_tally, "checkpoint()", record_checkpoint(tmp_path / "r")) >= 250
+        check_all(tmp_path, crash_tally, "checkpoint()", record_checkpoint(tmp_path / "r")) >= 290
     )
 
 
 def test_close(tmp_path: Path, crash_tally: CrashTally) -> None:
-    assert check_all(tmp_path, crash_tally, "close()", record_close(tmp_path / "r")) >= 250
+    assert check_all(tmp_path, crash_tally, "close()", record_close(tmp_path / "r")) >= 295
 
 
 def test_establish_baseline(tmp_path: Path, crash_tally: CrashTally) -> None:
     recorded = record_establish(tmp_path / "r")
-    assert check_all(tmp_path, crash_tally, "get_or_establish_baseline", recorded) >= 600
+    assert check_all(tmp_path, crash_tally, "get_or_establish_baseline", recorded) >= 680
 
 
 def test_set_baseline(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert (
-        check_all(tmp_path, crash_tally, "set_baseline", record_set_baseline(tmp_path / "r")) >= 350
+        check_all(tmp_path, crash_tally, "set_baseline", record_set_baseline(tmp_path / "r")) >= 385
     )
 
 
@@ -113,7 +116,7 @@ def test_recovery(tmp_path: Path, crash_tally: CrashTally, tail: str, log: str) 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_repair(tmp_path: Path, crash_tally: CrashTally, damage: str) -> None:
     recorded = record_repair(tmp_path / "r", damage)
-    assert check_all(tmp_path, crash_tally, "repair (damaged middle line)", recorded) >= 250
+    assert check_all(tmp_path, crash_tally, "repair (damaged middle line)", recorded) >= 320
 
 
 # -- crashes during recovery from a crash -------------------------------------------
@@ -147,7 +150,7 @@ def test_crash_in_recovery_after_power_loss(tmp_path: Path, crash_tally: CrashTa
         visible, _ = valid_prefix(seed.file(log) or b"")
         recorded = record_recovery(root, written.records[:visible], {}, SNAPSHOT_LOG)
         checked += check_all(tmp_path, crash_tally, "recovery after power loss", recorded, WHOLE)
-    assert checked >= 80
+    assert checked >= 100
 
 
 def test_crash_after_crashed_create(tmp_path: Path, crash_tally: CrashTally) -> None:
@@ -159,7 +162,7 @@ def test_crash_after_crashed_create(tmp_path: Path, crash_tally: CrashTally) -> 
         root = tmp_path / f"resumed-{point}"
         recorded = record_resumed(root, recording, written, point, save_after(point))
         checked += check_all(tmp_path, crash_tally, "save after crashed create", recorded, WHOLE)
-    assert checked >= 450
+    assert checked >= 520
 
 
 def test_crash_after_crashed_repair(tmp_path: Path, crash_tally: CrashTally) -> None:
@@ -172,4 +175,4 @@ def test_crash_after_crashed_repair(tmp_path: Path, crash_tally: CrashTally) -> 
         root = tmp_path / f"resumed-{point}"
         recorded = record_resumed(root, recording, written, point, repair_and_save_after(point))
         checked += check_all(tmp_path, crash_tally, "repair after crashed repair", recorded, WHOLE)
-    assert checked >= 350
+    assert checked >= 400
