@@ -139,8 +139,10 @@ class StoreMachine(RuleBasedStateMachine):
         self, run_id: str, stage: str, config: dict[str, Any], metric: Any
     ) -> None:
         snap = ModelSnap(run_id, stage, config, metric)
-        seq = self.expect_save(snap)
-        pinned = self.pins.setdefault(snap.group, seq)
+        # Only a snapshot that becomes the baseline is saved.
+        pinned = self.pins.get(snap.group) or self.pins.setdefault(
+            snap.group, self.expect_save(snap)
+        )
         self.check_seq(self.store.get_or_establish_baseline(snap.draft()), pinned)
 
     @rule(seq=saved)

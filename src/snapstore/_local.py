@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from snapstore import _io
-from snapstore._checkpoint import IndexImage, load_checkpoint, write_checkpoint
+from snapstore._checkpoint import INDEX_PARQUET, IndexImage, load_checkpoint, write_checkpoint
 from snapstore._errors import CorruptionError, InvalidInputError, SnapstoreError, storage_errors
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
@@ -81,22 +81,30 @@ class LocalBackend:
             check_filesystem(root, strict=strict)
             self._fs.make_dirs(root)
             self._open_marker()
+            # The caller gets no handle to close if opening fails: release what
+            # was opened so far (a log that fails to open closes its own file).
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
-            opened.callback(self._lock.close)
+            opened.callback(_close_quietly, self._lock)
             for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
-            loaded = (
-                load_checkpoint(root, root / SNAPSHOT_LOG)
-                if use_checkpoint and self._log_is_large()
-                else None
-            )
+            attempt = use_checkpoint and self._log_is_large()
+            loaded = load_checkpoint(root, root / SNAPSHOT_LOG) if attempt else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
-            self._checkpointed = start.seq if start is not None else 0
+            # The seq the checkpoint on disk covers (0: none); None when there is
+            # one that is unusable (it describes another version of the log), to
+            # be replaced at the next save.
+            self._checkpointed: int | None = (
+                start.seq
+                if start is not None
+                else None
+                if attempt and (root / INDEX_PARQUET).exists()
+                else 0
+            )
             self._indexed = start or LogPosition()  # the last record the index holds
             self._snapshots = self._open_log(
                 SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
             )
-            opened.callback(self._snapshots.close)
+            opened.callback(_close_quietly, self._snapshots)
             self._baseline_log = self._open_log(
                 BASELINE_LOG, self._index_pin, self._baselines.clear, None
             )
@@ -179,7 +187,10 @@ class LocalBackend:
         with self._index_lock:
             self._index = SnapshotIndex()
             self._indexed = LogPosition()
-        self._checkpointed = 0
+        # The log was replaced, or is not the one the checkpoint was taken of
+        # (repair rewrote it and crashed before rebuilding the indices): the
+        # checkpoint on disk is wrong, not just behind. Replace it at the next save.
+        self._checkpointed = None
 
     def _index_pin(self, record: LogRecord) -> None:
         data = record.data
@@ -213,6 +224,7 @@ class LocalBackend:
             "data": snap.data,
         }
         entry = Entry(encode_data(_plain(payload), self._max_record_bytes), None)
+        self._check_writable()
         (record,) = self._snapshots.append([entry])
         self._maybe_checkpoint()
         return _snapshot_from(record)
@@ -258,6 +270,7 @@ class LocalBackend:
 
     def establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
         assert snap.comparison_key is not None
+        self._check_writable()
         # Decided under the writer lock, after reading every pin committed so
         # far: processes racing on an empty group all get the same answer.
         with self._lock:
@@ -271,6 +284,7 @@ class LocalBackend:
             return saved
 
     def pin_baseline(self, snap: NormalizedSnapshot) -> None:
+        self._check_writable()
         with self._lock:
             self._snapshots.catch_up_locked()
             self._append_pin(snap, "set")
@@ -309,28 +323,40 @@ class LocalBackend:
         self._baseline_log.refresh()
 
     def checkpoint(self) -> None:
+        self._check_writable()
         with self._checkpoint_lock:
             self._write_checkpoint()
 
     def close(self) -> None:
-        try:
-            if self._snapshots.last_seq != self._checkpointed:
-                self.checkpoint()
-        finally:
+        # Every file is released even when the checkpoint or closing another
+        # file fails (close(2) releases the descriptor even when it reports EIO).
+        with storage_errors(self.root), contextlib.ExitStack() as closing:
+            closing.callback(self._lock.close)
+            closing.callback(self._baseline_log.close)
+            closing.callback(self._snapshots.close)
             for history in self._histories.values():
-                history.close()
-            self._snapshots.close()
-            self._baseline_log.close()
-            self._lock.close()
+                closing.callback(history.close)
+            if self._snapshots.last_seq != self._checkpointed and not self._failed():
+                self.checkpoint()
 
     # -- internals -----------------------------------------------------------
+
+    def _failed(self) -> bool:
+        return self._snapshots.failed or self._baseline_log.failed
+
+    def _check_writable(self) -> None:
+        # A failed sync of either log leaves the whole handle refusing writes,
+        # checkpoints included: the device just lost data it had accepted, and
+        # one rule ("reopen the store") is easier to act on than one per file.
+        self._snapshots.check_writable()
+        self._baseline_log.check_writable()
 
     def _maybe_checkpoint(self) -> None:
         # Every N saves, and never more often than every 5% of the log: a
         # checkpoint rewrites one row per snapshot, so a fixed interval would
         # make the average save cost grow with the store.
         due = max(self._checkpoint_every, self._index.count // 20)
-        if self._snapshots.last_seq - self._checkpointed < due:
+        if self._checkpointed is not None and self._snapshots.last_seq - self._checkpointed < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
             try:
@@ -388,6 +414,12 @@ def _canonical(data: dict[str, Any]) -> bytes:
     save that changed a value's type for a retry and silently drop it.
     """
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def _close_quietly(opened: WriterLock | CheckedLog) -> None:
+    # Releasing after a failure: the first error is the one to report.
+    with contextlib.suppress(OSError):
+        opened.close()
 
 
 def _plain(payload: dict[str, Any]) -> dict[str, Any]:

@@ -138,9 +138,10 @@ class CheckedLog:
                         self._position = start
                         self._line_count = None  # unknown: the lines before start were not read
                     else:
-                        # The checkpoint does not fit this log (cut short, rewritten):
-                        # the owner's index built from it must go, or replaying
-                        # from the start would index its records twice.
+                        # The checkpoint describes another file (cut short, or
+                        # rewritten by a repair that crashed before rebuilding the
+                        # indices): the owner drops what it loaded from it, or the
+                        # replay from the start would add every record a second time.
                         on_reset()
                 with self._state:
                     self._catch_up(fs.size(self._fd), writer=False)
@@ -199,7 +200,7 @@ class CheckedLog:
         An entry that ``resolve`` maps to an existing record is not written;
         that record is returned in its place.
         """
-        self._check_writable()
+        self.check_writable()
         request = _Request(entries)
         if self._lock.held_by_me():
             # The caller decides something under the lock (a baseline pin): the
@@ -228,7 +229,7 @@ class CheckedLog:
     def catch_up_locked(self) -> None:
         """Take in everything committed so far; the caller holds the writer lock."""
         assert self._lock.held_by_me()
-        self._check_writable()
+        self.check_writable()
         with self._state, storage_errors(self.path):
             self._follow(writer=True)
 
@@ -302,7 +303,7 @@ class CheckedLog:
     def _commit(self, batch: list[_Request]) -> None:
         try:
             with self._lock, self._state, self._storage_errors:
-                self._check_writable()
+                self.check_writable()
                 self._follow(writer=True)
                 self._write_batch(batch)
         except BaseException as exc:  # every waiting caller learns the outcome
@@ -368,13 +369,23 @@ class CheckedLog:
         if identity != self._identity:
             # repair() publishes a rewritten log with an atomic rename; a handle
             # still reading the old inode starts over from the new file.
-            old = self._fd
-            self._fd, _ = self._fs.open_log(self.path)
-            self._identity = self._fs.fd_identity(self._fd)
-            self._fs.close(old)
-            self._reset()
+            self._switch_to_replacement()
             size = self._fs.size(self._fd)
         self._catch_up(size, writer=writer)
+
+    def _switch_to_replacement(self) -> None:
+        fd, _ = self._fs.open_log(self.path)
+        try:
+            identity = self._fs.fd_identity(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._fs.close(fd)
+            raise
+        # Switch to the new file and start over before closing the old one, so a
+        # failing close leaves neither a leaked descriptor nor a stale position.
+        old, self._fd, self._identity = self._fd, fd, identity
+        self._reset()
+        self._fs.close(old)
 
     def _catch_up(self, size: int, *, writer: bool) -> None:
         """Consume complete valid lines after our position; deal with the tail.
@@ -492,7 +503,12 @@ class CheckedLog:
         if self._closed:
             raise ClosedError(f"{self.path} is closed")
 
-    def _check_writable(self) -> None:
+    @property
+    def failed(self) -> bool:
+        """Whether a sync failed: the handle then refuses writes until reopened."""
+        return self._failure is not None
+
+    def check_writable(self) -> None:
         self._check_open()
         if self._failure is not None:
             raise ClosedError(

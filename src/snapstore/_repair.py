@@ -419,6 +419,15 @@ def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool
 def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
     if dry_run:
         return [f"would rebuild {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
+    # The old derived files may describe the log as it was before repair
+    # rewrote it. Remove them first (they are caches), so that a crash between
+    # the two writes below leaves a missing file, never one of another log.
+    fs = _io.current()
+    stale = [root / name for name in (INDEX_JSON, INDEX_PARQUET) if (root / name).exists()]
+    for path in stale:
+        fs.unlink(path)
+    if stale:
+        fs.sync_dir(root)
     backend = LocalBackend(
         root,
         durability="fsync",

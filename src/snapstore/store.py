@@ -90,15 +90,13 @@ class SnapshotStore:
     def get_or_establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
         """The baseline of snap's ``(stage, comparison_key)``; pins ``snap`` if there is none.
 
-        An unsaved ``snap`` is saved first. The decision is taken under the
-        writer lock: processes racing on an empty group all get the same answer.
+        Only when ``snap`` becomes the baseline is an unsaved ``snap`` saved
+        (first, then pinned): asking for the baseline of a group that has one
+        writes nothing. The decision is taken under the writer lock: processes
+        racing on an empty group all get the same answer.
         """
         self._check_open()
         snap = self._checked(snap)
-        if not snap.saved:
-            # Saved whatever the outcome, so the caller's result is recorded both
-            # when it becomes the baseline and when it is compared with one.
-            snap = self._backend.save(snap)
         # Another handle may have pinned (or re-pinned) the group since we last looked.
         self._backend.refresh()
         assert snap.comparison_key is not None

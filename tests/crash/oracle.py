@@ -46,9 +46,8 @@ def valid_prefix(data: bytes) -> tuple[int, int]:
     return count, end
 
 
-def quarantined(files: Mapping[str, bytes], log: str) -> dict[str, bytes]:
-    """The files in the log's quarantine directory, by name."""
-    directory = log + ".quarantine"
+def quarantined(files: Mapping[str, bytes], directory: str) -> dict[str, bytes]:
+    """The files in the quarantine ``directory``, by name."""
     return {
         PurePosixPath(path).name: data
         for path, data in files.items()
@@ -56,23 +55,26 @@ def quarantined(files: Mapping[str, bytes], log: str) -> dict[str, bytes]:
     }
 
 
-def _tail(data: bytes) -> tuple[int, bytes]:
+def torn_tail(data: bytes) -> tuple[int, bytes]:
+    """(where the valid prefix of a log ends, the bytes after it)."""
     _, end = valid_prefix(data)
     return end, data[end:]
 
 
-def _bin_offset(name: str) -> int:
-    # <log name>.<offset>.<ns>.bin
-    return int(name.rsplit(".", 3)[1])
+def bin_source(name: str) -> tuple[str, int]:
+    """(log name, offset) of a quarantined ``<log name>.<offset>.<ns>.bin``."""
+    source, offset, _, _ = name.rsplit(".", 3)
+    return source, int(offset)
 
 
-def _check_notes(quarantine: Mapping[str, bytes], names: set[str]) -> None:
+def check_notes(quarantine: Mapping[str, bytes], names: set[str]) -> None:
+    """Each note among ``names`` describes the .bin beside it."""
     for name in sorted(n for n in names if n.endswith(".json")):
         note = orjson.loads(quarantine[name])
         data = quarantine.get(name.removesuffix(".json") + ".bin")
         assert data is not None, f"quarantine note {name} has no .bin beside it"
         assert (note["offset"], note["length"], note["crc32"]) == (
-            _bin_offset(name.removesuffix(".json") + ".bin"),
+            bin_source(name.removesuffix(".json") + ".bin")[1],
             len(data),
             f"{zlib.crc32(data):08x}",
         ), f"quarantine note {name} does not describe its bytes"
@@ -81,10 +83,11 @@ def _check_notes(quarantine: Mapping[str, bytes], names: set[str]) -> None:
 def check_history(recording: Recording, written: Written) -> Callable[[CrashState, Path], None]:
     """The check ``check_crash_states`` runs on every crash state of a history scenario."""
     original = recording.initial_file(written.log) or b""
-    durable_tail = _tail(original)
+    durable_tail = torn_tail(original)
     # Bytes a recovering process may move to quarantine, with where they were.
-    removable = {tail for tail in (durable_tail, _tail(written.found)) if tail[1]}
-    initial_quarantine = set(quarantined(dict(recording.initial.visible()[1]), written.log))
+    removable = {tail for tail in (durable_tail, torn_tail(written.found)) if tail[1]}
+    directory = written.log + ".quarantine"
+    initial_quarantine = set(quarantined(dict(recording.initial.visible()[1]), directory))
 
     def check(state: CrashState, root: Path) -> None:
         assert type(_io.current()) is FileSystem, "checks must use the real file system"
@@ -107,13 +110,13 @@ def check_history(recording: Recording, written: Written) -> Callable[[CrashStat
 
         # Quarantine holds exact copies of removed bytes, and nothing durable
         # left the log without being in quarantine.
-        quarantine = quarantined(files, written.log)
+        quarantine = quarantined(files, directory)
         new = set(quarantine) - initial_quarantine
         for name in sorted(n for n in new if n.endswith(".bin")):
-            assert (_bin_offset(name), quarantine[name]) in removable, (
+            assert (bin_source(name)[1], quarantine[name]) in removable, (
                 f"quarantined {name} is not a byte-exact copy of a removed tail"
             )
-        _check_notes(quarantine, new)
+        check_notes(quarantine, new)
         offset, tail = durable_tail
         if tail and before[offset : len(original)] != tail:
             assert tail in {quarantine[n] for n in new}, "a torn tail left the log unquarantined"
@@ -132,14 +135,14 @@ def check_history(recording: Recording, written: Written) -> Callable[[CrashStat
         assert valid_prefix(after) == (probe.seq, len(after)), "the log is not whole after recovery"
         moved = {
             n: data
-            for n, data in quarantined(_files_under(root), written.log).items()
+            for n, data in quarantined(_files_under(root), directory).items()
             if n not in quarantine
         }
         expected = {(end, before[end:])} if len(before) > end else set()
-        assert {(_bin_offset(n), d) for n, d in moved.items() if n.endswith(".bin")} == expected, (
-            "recovery did not quarantine exactly the torn tail"
-        )
-        _check_notes(moved, set(moved))
+        assert {
+            (bin_source(n)[1], d) for n, d in moved.items() if n.endswith(".bin")
+        } == expected, "recovery did not quarantine exactly the torn tail"
+        check_notes(moved, set(moved))
         with IterationHistory(log) as history:
             final = list(history)
         assert final[: len(seen)] == seen

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
-from snapstore import IterationHistory, _io
-from snapstore.testing.crash import CrashRecorder, Recording, process_crash
+from snapstore import HistoryRecord, IterationHistory, _io
+from snapstore.testing.crash import Recording, process_crash
 
 from .oracle import Written, valid_prefix
+from .session import Session
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
-    from snapstore.history import HistoryRecord
 
 LOG = "runs/h.jsonl"
 
@@ -23,8 +22,8 @@ def payload(i: int) -> dict[str, Any]:
     return {"iteration": i, "loss": 1 / (i + 1), "note": "naïve\nline"}
 
 
-class Session:
-    """Records operations on the history at ``LOG`` and what each one wrote."""
+class HistorySession(Session[HistoryRecord]):
+    """A session on the history at ``LOG``."""
 
     def __init__(
         self,
@@ -32,23 +31,10 @@ class Session:
         *,
         resume: Recording | None = None,
         records: tuple[HistoryRecord, ...] = (),
-        required: tuple[int, ...] = (0,),
+        required: tuple[int, ...] | None = None,
     ) -> None:
-        self.root = root
+        super().__init__(root, lambda r: r.seq, resume=resume, records=records, required=required)
         self.path = root / LOG
-        self.recorder = CrashRecorder(root, resume=resume)
-        self.records = list(records)
-        self.required = list(required)
-
-    @contextlib.contextmanager
-    def operation(self, label: str) -> Iterator[list[HistoryRecord]]:
-        """Record one operation; the block puts the records it returned in the list."""
-        done: list[HistoryRecord] = []
-        with _io.installed(self.recorder), self.recorder.operation(label):
-            yield done
-        # A retried key returns the record already stored: nothing new.
-        self.records.extend([r for r in done if r.seq > len(self.records)])
-        self.required.append(len(self.records))
 
     def finish(self, found: bytes | None = None) -> tuple[Recording, Written]:
         recording = self.recorder.recording()
@@ -66,7 +52,7 @@ def setup_history(root: Path, count: int) -> tuple[HistoryRecord, ...]:
 def record_create(root: Path) -> tuple[Recording, Written]:
     """The first creation of a history (its directory, lock and log) and its first append."""
     root.mkdir()
-    session = Session(root)
+    session = HistorySession(root)
     with session.operation("create") as done:
         history = IterationHistory(session.path)
         done.append(history.append(payload(1), key="first"))
@@ -77,7 +63,7 @@ def record_create(root: Path) -> tuple[Recording, Written]:
 def record_appends(root: Path) -> tuple[Recording, Written]:
     """Three appends, keyed and not, to a history holding two records."""
     base = setup_history(root, 2)
-    session = Session(root, records=base, required=(len(base),))
+    session = HistorySession(root, records=base)
     with _io.installed(session.recorder), IterationHistory(session.path) as history:
         for i, key in ((3, "a"), (4, None), (5, "b")):
             with session.operation(f"append {i}") as done:
@@ -88,7 +74,7 @@ def record_appends(root: Path) -> tuple[Recording, Written]:
 def record_extends(root: Path) -> tuple[Recording, Written]:
     """Two batches (one write and one sync each) on a history holding one record."""
     base = setup_history(root, 1)
-    session = Session(root, records=base, required=(len(base),))
+    session = HistorySession(root, records=base)
     with _io.installed(session.recorder), IterationHistory(session.path) as history:
         for first, size in ((2, 3), (5, 2)):
             with session.operation(f"extend {size}") as done:
@@ -116,7 +102,7 @@ def make_torn(root: Path, tail: str) -> tuple[HistoryRecord, ...]:
 
 def record_recovery(root: Path, records: tuple[HistoryRecord, ...]) -> tuple[Recording, Written]:
     """Open a history whose log has a torn tail and append: quarantine, truncate, write."""
-    session = Session(root, records=records, required=(len(records),))
+    session = HistorySession(root, records=records)
     with session.operation("recover + append") as done:
         history = IterationHistory(session.path)
         done.append(history.append(payload(9), key="recovered"))
@@ -134,7 +120,7 @@ def record_resumed(
     crashed.materialize(root)
     log = crashed.file(LOG) or b""
     visible, _ = valid_prefix(log)
-    session = Session(
+    session = HistorySession(
         root,
         resume=cut,
         records=written.records[:visible],

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore.testing.crash import TORN_CHUNKS, check_crash_states, crash_states
+from snapstore.testing.crash import TORN_CHUNKS, crash_states
 
 from .oracle import Written, check_history, valid_prefix
 from .scenarios import (
@@ -19,13 +19,14 @@ from .scenarios import (
     record_recovery,
     record_resumed,
 )
+from .tally import check_recorded
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from snapstore.testing.crash import Recording
 
-    from .conftest import CrashTally
+    from .tally import CrashTally
 
 
 def check_all(
@@ -36,9 +37,10 @@ def check_all(
     chunks: tuple[int, ...] = TORN_CHUNKS,
 ) -> int:
     recording, written = recorded
-    states = tmp_path / f"states-{len(list(tmp_path.iterdir()))}"
-    report = check_crash_states(recording, states, check_history(recording, written), chunks=chunks)
-    return tally.add(operation, report)
+    check = check_history(recording, written)
+    return check_recorded(
+        tmp_path, tally, "history", operation, recording, check=check, chunks=chunks
+    )
 
 
 def test_create(tmp_path: Path, crash_tally: CrashTally) -> None:

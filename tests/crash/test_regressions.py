@@ -1,6 +1,6 @@
 """Crash states that broke a promise, each kept by name.
 
-All three are the same ordering: a process creates a directory entry (a
+The first three are the same ordering: a process creates a directory entry (a
 directory, a log), dies before syncing the directory that holds it, and the
 next process finds the entry and builds on it as if it were durable. Its
 acknowledged append (or its quarantine copy) then hangs on a name that a
@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from snapstore.testing.crash import Create, MakeDir, crash_states
+import pytest
+
+from snapstore._local import SNAPSHOT_LOG
+from snapstore.testing.crash import Create, MakeDir, Rename, crash_states, process_crash
 
 from .oracle import check_history
 from .scenarios import LOG, make_torn, record_create, record_recovery, record_resumed
+from .store_oracle import STORE, check_store
+from .store_scenarios import record_repair
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,3 +70,22 @@ def test_quarantine_directory_left_unsynced_by_a_crashed_recovery(tmp_path: Path
         record_recovery(root, make_torn(root, "cut-line")),
         lambda e: isinstance(e, MakeDir),
     )
+
+
+@pytest.mark.usefixtures("checkpoints_always_loaded")
+def test_checkpoint_of_a_log_that_a_crashed_repair_replaced(tmp_path: Path) -> None:
+    """repair renamed the rewritten snapshot log into place and died before rebuilding
+    the derived indices, so the checkpoint describes the old log. Opening rejected its
+    position but kept the index loaded from it and replayed the whole log on top:
+    every snapshot counted twice, and a version chain looped on itself. Once that
+    was fixed, the wrong checkpoint still stayed on disk (verify reported every row)
+    until the store was closed: the next save now replaces it."""
+    recording, written = record_repair(tmp_path / "first", "flipped-bit")
+    renamed = next(
+        i
+        for i, effect in enumerate(recording.effects)
+        if isinstance(effect, Rename) and effect.target == f"{STORE}/{SNAPSHOT_LOG}"
+    )
+    state = process_crash(recording, renamed + 1)
+    state.materialize(tmp_path / "state")
+    check_store(recording, written)(state, tmp_path / "state")
