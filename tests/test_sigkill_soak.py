@@ -59,7 +59,7 @@ def run_round(root: Path, rng: random.Random, durability: str, first: int) -> Ac
         for proc in procs:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.02))
+        time.sleep(rng.uniform(0.0, 0.15))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGKILL)

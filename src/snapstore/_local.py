@@ -108,6 +108,11 @@ class LocalBackend:
             self._baseline_log = self._open_log(
                 BASELINE_LOG, self._index_pin, self._baselines.clear, None
             )
+            if not attempt:
+                # A small log is replayed, not loaded: the checkpoint on disk is
+                # left as it is until the next one is due (every N saves, or at
+                # close after a save), instead of being rewritten on first save.
+                self._checkpointed = self._snapshots.last_seq
             opened.pop_all()  # opened: the handle owns its files now
 
     # -- opening -------------------------------------------------------------
