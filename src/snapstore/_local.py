@@ -326,10 +326,7 @@ class LocalBackend:
     # -- internals -----------------------------------------------------------
 
     def _maybe_checkpoint(self) -> None:
-        # Every N saves, and never more often than every 5% of the log: a
-        # checkpoint rewrites one row per snapshot, so a fixed interval would
-        # make the average save cost grow with the store.
-        due = max(self._checkpoint_every, self._index.count // 20)
+        due = checkpoint_interval(self._index.count, self._checkpoint_every)
         if self._snapshots.last_seq - self._checkpointed < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
@@ -351,6 +348,16 @@ class LocalBackend:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def checkpoint_interval(count: int, every: int) -> int:
+    """How many saves a store of ``count`` snapshots makes between two checkpoints.
+
+    Every ``every`` saves, and never more often than every 5% of the log: a
+    checkpoint rewrites one row per snapshot, so a fixed interval would make
+    the average save cost grow with the store.
+    """
+    return max(every, count // 20)
 
 
 def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
