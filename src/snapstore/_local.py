@@ -30,7 +30,7 @@ from snapstore._names import check_stage, check_text, group_key, index_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore.history import IterationHistory
-from snapstore.snapshot import NormalizedSnapshot
+from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -406,14 +406,15 @@ def _plain(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
+    # The record's data was decoded for this call alone: its dicts are nobody else's.
     data = record.data
-    return NormalizedSnapshot(
-        run_id=data["run_id"],
-        stage=data["stage"],
-        metrics=data["metrics"],
-        config=data["config"],
-        data=data["data"],
-        comparison_key=data["comparison_key"],
-        created_at=utc_from_iso(record.ts),
-        snapshot_seq=record.seq,
+    return from_fresh_dicts(
+        data["run_id"],
+        data["stage"],
+        data["metrics"],
+        data["config"],
+        data["data"],
+        data["comparison_key"],
+        utc_from_iso(record.ts),
+        record.seq,
     )
