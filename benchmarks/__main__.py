@@ -53,11 +53,13 @@ def _measure(benches: list[Benchmark], root: Path, *, quick: bool, rounds: int) 
     # shared disk falls on a figure and its baselines alike, and the ratios
     # (taken per round) stay meaningful.
     measured: dict[str, list[Measurement]] = {bench.name: [] for bench in benches}
+    shared = root / "shared"
+    shared.mkdir()
     for round_no in range(1, rounds + 1):
         for bench in benches:
             scratch = Path(tempfile.mkdtemp(prefix=f"{bench.name}.", dir=root))
             try:
-                measurement = bench.function(Context(scratch, quick))
+                measurement = bench.function(Context(scratch, quick, shared))
             finally:
                 shutil.rmtree(scratch)
             measured[bench.name].append(measurement)

@@ -13,7 +13,9 @@ from benchmarks.registry import CACHED_LIMIT, DURABLE_LIMIT, Context, Measuremen
 from snapstore._io import FileSystem
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from typing import Any
 
 _GROUP = "baselines"
 
@@ -94,15 +96,17 @@ def sqlite_normal(ctx: Context) -> Measurement:
     return _sqlite_inserts(ctx, "NORMAL", ctx.count(10_000, 500))
 
 
-def _json_rewrites(ctx: Context, existing: int, n: int) -> Measurement:
-    # The pattern snapstore replaces: the whole index is one JSON file, rewritten
-    # atomically (temp, fsync, rename, directory fsync) on every save.
+def json_rewrites(
+    ctx: Context, existing: int, n: int, record: Callable[[int], dict[str, Any]] = payload
+) -> Measurement:
+    """The pattern snapstore replaces: the whole index is one JSON file, rewritten
+    atomically (temp, fsync, rename, directory fsync) on every save of ``record(i)``."""
     fs = FileSystem()
     path = ctx.scratch / "index.json"
-    index = {str(i): payload(i) for i in range(existing)}
+    index = {str(i): record(i) for i in range(existing)}
     start = time.perf_counter()
     for i in range(existing, existing + n):
-        index[str(i)] = payload(i)
+        index[str(i)] = record(i)
         fs.write_atomic(path, json.dumps(index).encode())
     return Measurement(n, time.perf_counter() - start)
 
@@ -114,7 +118,7 @@ def _json_rewrites(ctx: Context, existing: int, n: int) -> Measurement:
     description="rewrite a JSON index atomically per save, starting empty",
 )
 def json_rewrite_empty(ctx: Context) -> Measurement:
-    return _json_rewrites(ctx, 0, ctx.count(300, 20))
+    return json_rewrites(ctx, 0, ctx.count(300, 20))
 
 
 @benchmark(
@@ -124,4 +128,4 @@ def json_rewrite_empty(ctx: Context) -> Measurement:
     description="rewrite a JSON index atomically per save, index of 10,000 records",
 )
 def json_rewrite_10k(ctx: Context) -> Measurement:
-    return _json_rewrites(ctx, 10_000, ctx.count(40, 5))
+    return json_rewrites(ctx, 10_000, ctx.count(40, 5))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Imported in this order; each registers its benchmarks when imported.
-SUITES = ("benchmarks.baselines", "benchmarks.history")
+SUITES = ("benchmarks.baselines", "benchmarks.history", "benchmarks.store")
 
 # The physical limits every figure is compared with: a durable operation cannot
 # beat one write + fdatasync of its bytes, a non-durable one cannot beat a write.
@@ -46,6 +46,9 @@ class Context:
 
     scratch: Path
     quick: bool
+    # Kept for the whole run (on the same disk): fixtures that are slow to
+    # build, such as a store of a million snapshots, are built here once.
+    shared: Path
 
     def count(self, full: int, quick: int) -> int:
         """How many operations to time: ``quick`` in quick mode, else ``full``."""

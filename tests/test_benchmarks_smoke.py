@@ -36,3 +36,18 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert figure["limit_ratio"] is not None or name in {"raw.write", "raw.write+fdatasync"}
     # The scratch files are removed; only the JSON is left.
     assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]
+
+
+def test_quick_run_reports_the_store_figures(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    _benchmarks("--quick", "--dir", str(tmp_path), "--json", str(out), "--only", "store.")
+    figures = json.loads(out.read_text())["figures"]
+    for scale in ("small", "medium", "large"):
+        extra = figures[f"store.scale.{scale}"]["extra"]
+        assert extra["snapshots"] > 0, scale
+        assert extra["checkpoint_s"] > 0, scale
+    assert figures["store.scale.large"]["ref_ratio"] is not None
+    assert figures["store.open.large"]["extra"]["peak_rss_mb"] > 0
+    for lookup in ("store.get", "store.previous_comparable"):
+        assert figures[lookup]["extra"]["median_us"] > 0, lookup
+    assert {"store.save.fsync", "store.save.write", "store.threads.8"} <= figures.keys()

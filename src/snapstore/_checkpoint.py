@@ -26,6 +26,7 @@ from snapstore._log import LogPosition
 from snapstore._snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from snapstore._io import FileSystem
@@ -90,9 +91,6 @@ def load_checkpoint(
             raise CorruptionError(parquet, 0, None, f"the checkpoint does not describe {log}")
         logger.warning("ignoring checkpoint %s: it does not describe %s", parquet, log)
         return None
-    # The maps are derived from the rows: faster than parsing them from
-    # snapshot_index.json, which is written for people and for verify.
-    index.rebuild_maps()
     return index, start
 
 
@@ -181,44 +179,106 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, An
     # thread pool the interpreter sometimes aborts at exit ("terminate called
     # without an active exception"). The page checksums written with the file
     # are checked, so a damaged value is refused before it is used.
-    table = pq.ParquetFile(
+    file = pq.ParquetFile(
         pa.BufferReader(data),
         read_dictionary=["run_id", "stage", "comparison_key"],
         page_checksum_verification=True,
-    ).read(use_threads=False)
-    meta = orjson.loads(table.schema.metadata[_METADATA_KEY])
+    )
+    meta = orjson.loads(file.schema_arrow.metadata[_METADATA_KEY])
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
-    table = table.combine_chunks()
     position = read_position(meta)
-    _check_rows(table, position, meta.get("count"))
-    seqs = _int_column(table, "snapshot_seq")
-    columns: dict[str, array[int] | list[str]] = {
-        "offsets": _int_column(table, "log_offset"),
-        "lengths": _int_column(table, "log_length"),
-        "created_us": _int_column(table, "created_at", pa.int64()),
-        "prev_version": _int_column(table, "prev_version_seq"),
-        "prev_comparable": _int_column(table, "prev_comparable_seq"),
-        "run_ids": _text_column(table, "run_id"),
-        "stages": _text_column(table, "stage"),
-        "comparison_keys": _text_column(table, "comparison_key"),
-    }
+
+    # One column at a time, each dropped once copied into the index: Arrow's
+    # allocator keeps what it freed, so a whole table read at once would stay
+    # in the process's memory next to the index built from it.
+    def column(name: str) -> Any:
+        return file.read([name], use_threads=False).column(0).combine_chunks()
+
+    _check_rows(column, position, meta.get("count"))
+    return _index_from(column), position, meta
+
+
+# Index columns and the checkpoint columns they are read from.
+_INT_COLUMNS = {
+    "offsets": "log_offset",
+    "lengths": "log_length",
+    "created_us": "created_at",
+    "prev_version": "prev_version_seq",
+    "prev_comparable": "prev_comparable_seq",
+}
+_TEXT_COLUMNS = {"run_ids": "run_id", "stages": "stage", "comparison_keys": "comparison_key"}
+
+
+def _index_from(column: Callable[[str], Any]) -> SnapshotIndex:
+    """The index the checked rows describe, columns copied straight into its arrays."""
     index = SnapshotIndex()
+    seq_column = column("snapshot_seq")
+    if not len(seq_column):
+        return index
+    seqs = _int64_values(seq_column, "snapshot_seq")
     index.count = len(seqs)
-    last = seqs[-1] if seqs else 0
-    if last == len(seqs):  # gap-free: a seq is its row number + 1
-        for attr, column in columns.items():
-            getattr(index, attr).extend(column)
+    # Gap-free (the rule; a gap is a record repair quarantined): a seq is its
+    # row number + 1, so every column is appended whole, with no per-row loop.
+    dense = seqs[-1] == len(seqs)
+    if not dense:
+        index.grow_to(seqs[-1])
+    for attr, name in _INT_COLUMNS.items():
+        _fill(getattr(index, attr), _int64_values(column(name), name), seqs, dense=dense)
+    texts = {name: _dictionary(column(name), name) for name in _TEXT_COLUMNS.values()}
+    for attr, name in _TEXT_COLUMNS.items():
+        words, codes = texts[name]
+        values = map(words.__getitem__, _int64_array(codes))
+        _fill(getattr(index, attr), values, seqs, dense=dense)
+    # The maps are derived from the rows: faster than parsing them from
+    # snapshot_index.json, which is written for people and for verify.
+    rows = (texts["stage"], seq_column)
+    index.latest = _latest_by_stage(*rows, texts["run_id"])
+    index.group_latest = _latest_by_stage(*rows, texts["comparison_key"])
+    return index
+
+
+def _fill(
+    target: array[int] | list[str], values: Iterable[Any], seqs: array[int], *, dense: bool
+) -> None:
+    if dense:
+        target.extend(values)
     else:
-        index.grow_to(last)
-        for attr, column in columns.items():
-            target = getattr(index, attr)
-            for row, seq in enumerate(seqs):
-                target[seq] = column[row]
-    return index, position, meta
+        for seq, value in zip(seqs, values, strict=True):
+            target[seq] = value
 
 
-def _check_rows(table: Any, position: LogPosition, count: object) -> None:
+def _latest_by_stage(
+    stages: tuple[list[str], Any], seqs: Any, keys: tuple[list[str], Any]
+) -> dict[str, dict[str, int]]:
+    """``{stage: {key: highest seq}}`` from the rows' dictionary codes (Arrow arrays).
+
+    Rows are ordered by stage (a stable sort, in Arrow), so each stage is one
+    run of rows in seq order, turned into a dict by C-level iteration: a later
+    seq of a key overwrites an earlier one. The keys are the words the index's
+    columns share, so the maps cost no extra strings.
+    """
+    import pyarrow.compute as pc  # noqa: PLC0415 - heavy; only checkpoints need it
+
+    stage_words, stage_codes = stages
+    key_words, key_codes = keys
+    order = pc.sort_indices(stage_codes)
+    key_of, seq_of = pc.take(key_codes, order), pc.take(seqs, order)
+    maps: dict[str, dict[str, int]] = {}
+    begin = 0
+    for count in pc.value_counts(stage_codes).sort("ascending", by="values").field("counts"):
+        code = stage_codes[order[begin].as_py()].as_py()
+        end = begin + count.as_py()
+        # One stage's rows at a time leave Arrow, so no column-long copy is made.
+        keys_of_stage = map(key_words.__getitem__, _int64_array(key_of[begin:end]))
+        maps[stage_words[code]] = dict(
+            zip(keys_of_stage, _int64_array(seq_of[begin:end]), strict=True)
+        )
+        begin = end
+    return maps
+
+
+def _check_rows(column: Callable[[str], Any], position: LogPosition, count: object) -> None:
     """Rows are seqs 1.. in increasing order up to the position, as many as the count
     says, and every chain link points back.
 
@@ -228,7 +288,7 @@ def _check_rows(table: Any, position: LogPosition, count: object) -> None:
     """
     import pyarrow.compute as pc  # noqa: PLC0415 - heavy; only checkpoints need it
 
-    seqs = table.column("snapshot_seq")
+    seqs = column("snapshot_seq")
     rows = len(seqs)
     last = seqs[rows - 1].as_py() if rows else 0
     if rows != count or last != position.seq:
@@ -243,35 +303,38 @@ def _check_rows(table: Any, position: LogPosition, count: object) -> None:
     if seqs[0].as_py() < 1 or not increasing:
         raise ValueError("snapshot_seq is not strictly increasing")
     for name in ("prev_version_seq", "prev_comparable_seq"):
-        link = table.column(name)
-        if not pc.all(pc.and_(pc.greater_equal(link, 0), pc.less(link, seqs))).as_py():
+        link = column(name)
+        # min_max, not greater_equal(link, 0): a Python number passed to an Arrow
+        # function makes pyarrow import pandas (when installed) to inspect it,
+        # which would cost more than the whole read.
+        lowest = pc.min_max(link)["min"].as_py()
+        if lowest < 0 or not pc.all(pc.less(link, seqs)).as_py():
             raise ValueError(f"a {name} link does not point back")
 
 
-def _int_column(table: Any, name: str, view: Any = None) -> array[int]:
-    """An int64 (or timestamp, viewed as int64) column as an array."""
-    if not table.num_rows:
-        return array("q")
-    column = table.column(name).chunk(0)
-    if view is not None:
-        column = column.view(view)
+def _int64_values(column: Any, name: str) -> array[int]:
+    """An int64 (or timestamp, read as int64) column with no nulls, as an array."""
     if column.null_count:
         raise ValueError(f"column {name} has nulls")
-    return _int64_values(column)
+    return _int64_array(column)
 
 
-def _text_column(table: Any, name: str) -> list[str]:
-    """A dictionary-encoded string column as a list sharing one str per distinct value."""
+def _dictionary(column: Any, name: str) -> tuple[list[str], Any]:
+    """A dictionary-encoded string column: its distinct words, each row's code (int64)."""
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
 
-    if not table.num_rows:
-        return []
-    column = table.column(name).chunk(0)
+    if column.null_count:
+        raise ValueError(f"column {name} has nulls")
     words: list[str] = column.dictionary.to_pylist()
-    return [words[i] for i in _int64_values(column.indices.cast(pa.int64()))]
+    if len(set(words)) != len(words):
+        # Chunks merged with their dictionaries concatenated may repeat a word;
+        # the maps need one code per word.
+        column = column.dictionary_decode().dictionary_encode()
+        words = column.dictionary.to_pylist()
+    return words, column.indices.cast(pa.int64())
 
 
-def _int64_values(column: Any) -> array[int]:
+def _int64_array(column: Any) -> array[int]:
     # Copied once, from a view of Arrow's buffer straight into the array: no
     # Python int per row, no intermediate bytes.
     values = array("q")

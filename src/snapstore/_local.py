@@ -30,7 +30,7 @@ from snapstore._names import check_stage, check_text, group_key, index_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore.history import IterationHistory
-from snapstore.snapshot import NormalizedSnapshot
+from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -357,10 +357,7 @@ class LocalBackend:
         self._baseline_log.check_writable()
 
     def _maybe_checkpoint(self) -> None:
-        # Every N saves, and never more often than every 5% of the log: a
-        # checkpoint rewrites one row per snapshot, so a fixed interval would
-        # make the average save cost grow with the store.
-        due = max(self._checkpoint_every, self._index.count // 20)
+        due = checkpoint_interval(self._index.count, self._checkpoint_every)
         if self._checkpointed is not None and self._snapshots.last_seq - self._checkpointed < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
@@ -382,6 +379,16 @@ class LocalBackend:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def checkpoint_interval(count: int, every: int) -> int:
+    """How many saves a store of ``count`` snapshots makes between two checkpoints.
+
+    Every ``every`` saves, and never more often than every 5% of the log: a
+    checkpoint rewrites one row per snapshot, so a fixed interval would make
+    the average save cost grow with the store.
+    """
+    return max(every, count // 20)
 
 
 def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
@@ -436,14 +443,15 @@ def _plain(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
+    # The record's data was decoded for this call alone: its dicts are nobody else's.
     data = record.data
-    return NormalizedSnapshot(
-        run_id=data["run_id"],
-        stage=data["stage"],
-        metrics=data["metrics"],
-        config=data["config"],
-        data=data["data"],
-        comparison_key=data["comparison_key"],
-        created_at=utc_from_iso(record.ts),
-        snapshot_seq=record.seq,
+    return from_fresh_dicts(
+        data["run_id"],
+        data["stage"],
+        data["metrics"],
+        data["config"],
+        data["data"],
+        data["comparison_key"],
+        utc_from_iso(record.ts),
+        record.seq,
     )

@@ -102,15 +102,6 @@ class SnapshotIndex:
     def latest_seq(self, run_id: str, stage: str) -> int | None:
         return self.latest.get(stage, {}).get(run_id)
 
-    def rebuild_maps(self) -> None:
-        """Derive ``latest`` and ``group_latest`` from the columns (after a bulk load)."""
-        self.latest, self.group_latest = {}, {}
-        for seq in range(1, len(self.offsets)):
-            if self.offsets[seq] != _MISSING:
-                stage = self.stages[seq]
-                self.latest.setdefault(stage, {})[self.run_ids[seq]] = seq
-                self.group_latest.setdefault(stage, {})[self.comparison_keys[seq]] = seq
-
     def flat_latest(self) -> dict[str, int]:
         """``latest`` keyed ``"run_id:stage"``, as snapshot_index.json holds it."""
         return {

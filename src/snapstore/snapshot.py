@@ -102,6 +102,39 @@ class NormalizedSnapshot:
             raise InvalidInputError(f"snapshot dict lacks the field {missing}") from None
 
 
+def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one place
+    run_id: str,
+    stage: str,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    data: dict[str, Any],
+    comparison_key: str,
+    created_at: datetime,
+    snapshot_seq: int,
+) -> NormalizedSnapshot:
+    """A snapshot whose mappings are dicts that nothing else holds (just decoded).
+
+    They are wrapped read-only without the copies ``__init__`` makes: reading a
+    snapshot back from a store builds one per call, and the copies were most of
+    its cost. Anything but plain dicts takes the checked path.
+    """
+    if not (type(metrics) is dict and type(config) is dict and type(data) is dict):
+        return NormalizedSnapshot(
+            run_id, stage, metrics, config, data, comparison_key, created_at, snapshot_seq
+        )
+    snap = object.__new__(NormalizedSnapshot)
+    setter = object.__setattr__  # the fields are frozen
+    setter(snap, "run_id", run_id)
+    setter(snap, "stage", stage)
+    setter(snap, "metrics", MappingProxyType(metrics))
+    setter(snap, "config", MappingProxyType(config))
+    setter(snap, "data", MappingProxyType(data))
+    setter(snap, "comparison_key", comparison_key)
+    setter(snap, "created_at", created_at)
+    setter(snap, "snapshot_seq", snapshot_seq)
+    return snap
+
+
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """The comparison key of a config: a hash of its canonical JSON (sorted keys)."""
     try:
