@@ -22,6 +22,7 @@ when its own records are durable.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import orjson
 
-from snapstore._errors import ClosedError, CorruptionError, DurabilityError, storage_errors
+from snapstore._errors import (
+    ClosedError,
+    CorruptionError,
+    DurabilityError,
+    InvalidInputError,
+    storage_errors,
+)
 from snapstore._quarantine import quarantine
 from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line, hidden_records
 
@@ -44,6 +51,22 @@ Durability = Literal["fsync", "write"]
 DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 
 _READ_CHUNK = 1 << 20
+
+
+def check_write_options(durability: object, lock_timeout: object, max_record_bytes: object) -> None:
+    """Refuse bad options of a history or store handle, before anything is opened."""
+    if durability not in DURABILITY_MODES:
+        raise InvalidInputError(
+            f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
+        )
+    if (
+        not isinstance(lock_timeout, int | float)
+        or not math.isfinite(lock_timeout)
+        or (lock_timeout < 0)
+    ):
+        raise InvalidInputError(f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}")
+    if not isinstance(max_record_bytes, int) or max_record_bytes < 1:
+        raise InvalidInputError(f"max_record_bytes must be positive, not {max_record_bytes!r}")
 
 
 class LogPosition(NamedTuple):

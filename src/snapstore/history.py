@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import math
 import threading
 from array import array
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
-from snapstore._log import DURABILITY_MODES, CheckedLog, Durability, Problem
+from snapstore._log import CheckedLog, Durability, Problem, check_write_options
 from snapstore._record import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
@@ -71,18 +70,7 @@ class IterationHistory:
         strict: bool = False,
         quarantine_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if durability not in DURABILITY_MODES:
-            raise InvalidInputError(
-                f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
-            )
-        if not (isinstance(lock_timeout, int | float) and math.isfinite(lock_timeout)) or (
-            lock_timeout < 0
-        ):
-            raise InvalidInputError(
-                f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}"
-            )
-        if max_record_bytes < 1:
-            raise InvalidInputError(f"max_record_bytes must be positive, not {max_record_bytes!r}")
+        check_write_options(durability, lock_timeout, max_record_bytes)
         self.path = Path(path)
         if self.path.suffix != ".jsonl":
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")

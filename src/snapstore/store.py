@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore._errors import ClosedError, InvalidInputError, NotFoundError
 from snapstore._local import LocalBackend
-from snapstore._log import DURABILITY_MODES, Durability
+from snapstore._log import Durability, check_write_options
 from snapstore._names import check_history_name, check_stage, check_text
 from snapstore._record import DEFAULT_MAX_RECORD_BYTES
 from snapstore._repair import CheckReport, check_store
@@ -49,18 +48,7 @@ class SnapshotStore:
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         strict: bool = False,
     ) -> None:
-        if durability not in DURABILITY_MODES:
-            raise InvalidInputError(
-                f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
-            )
-        if not (isinstance(lock_timeout, int | float) and math.isfinite(lock_timeout)) or (
-            lock_timeout < 0
-        ):
-            raise InvalidInputError(
-                f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}"
-            )
-        if max_record_bytes < 1:
-            raise InvalidInputError(f"max_record_bytes must be positive, not {max_record_bytes!r}")
+        check_write_options(durability, lock_timeout, max_record_bytes)
         if checkpoint_every < 1:
             raise InvalidInputError(f"checkpoint_every must be positive, not {checkpoint_every!r}")
         self.root = Path(root)
