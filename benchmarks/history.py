@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from benchmarks._payload import payload
-from benchmarks.registry import Context, Measurement, benchmark
+from benchmarks.registry import Context, Measurement, benchmark, timed_threads
 from snapstore import IterationHistory
 from snapstore._log import DURABILITY_MODES
 
@@ -68,23 +67,9 @@ def _threads(count: int) -> BenchmarkFunction:
     def run(ctx: Context) -> Measurement:
         total = _total(ctx)
         path = ctx.scratch / "history.jsonl"
-        barrier = threading.Barrier(count + 1)
+        records = [payload(i) for i in range(total)]
         with IterationHistory(path) as history:
-
-            def work(first: int) -> None:
-                records = [payload(i) for i in range(first, total, count)]
-                barrier.wait()
-                for data in records:
-                    history.append(data)
-
-            workers = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-            for worker in workers:
-                worker.start()
-            barrier.wait()
-            start = time.perf_counter()
-            for worker in workers:
-                worker.join()
-            seconds = time.perf_counter() - start
+            seconds = timed_threads(count, total, lambda i: history.append(records[i]))
         _check_count(path, total)
         return Measurement(total, seconds)
 

@@ -13,6 +13,8 @@ timed region.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -89,3 +91,26 @@ def benchmark(
         return function
 
     return register
+
+
+def timed_threads(threads: int, total: int, call: Callable[[int], object]) -> float:
+    """Seconds for ``threads`` threads to run ``call(i)`` for every i in range(total).
+
+    Thread t takes i = t, t + threads, ...; all start together behind a barrier,
+    so thread start-up is not timed.
+    """
+    barrier = threading.Barrier(threads + 1)
+
+    def work(first: int) -> None:
+        barrier.wait()
+        for i in range(first, total, threads):
+            call(i)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start

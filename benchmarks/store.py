@@ -13,7 +13,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from functools import partial
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from benchmarks._stores import (
     stage,
 )
 from benchmarks.baselines import json_rewrites
-from benchmarks.registry import Context, Measurement, benchmark
+from benchmarks.registry import Context, Measurement, benchmark, timed_threads
 from snapstore import SnapshotStore
 from snapstore._local import checkpoint_interval
 from snapstore.store import DEFAULT_CHECKPOINT_EVERY
@@ -114,23 +113,9 @@ benchmark(
 )
 def threads(ctx: Context) -> Measurement:
     total = ctx.count(2400, 96)
-    barrier = threading.Barrier(_THREADS + 1)
+    snaps = [snapshot(i) for i in range(total)]
     with SnapshotStore(ctx.scratch / "store") as store:
-
-        def work(first: int) -> None:
-            snaps = [snapshot(i) for i in range(first, total, _THREADS)]
-            barrier.wait()
-            for snap in snaps:
-                store.save_snapshot(snap)
-
-        workers = [threading.Thread(target=work, args=(i,)) for i in range(_THREADS)]
-        for worker in workers:
-            worker.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for worker in workers:
-            worker.join()
-        seconds = time.perf_counter() - start
+        seconds = timed_threads(_THREADS, total, lambda i: store.save_snapshot(snaps[i]))
         if len(store) != total:
             raise RuntimeError(f"{len(store)} snapshots saved, expected {total}")
     return Measurement(total, seconds)
