@@ -192,8 +192,15 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, An
     # One column at a time, each dropped once copied into the index: Arrow's
     # allocator keeps what it freed, so a whole table read at once would stay
     # in the process's memory next to the index built from it.
+    # Every column must hold one value per row: a damaged column chunk can
+    # read back shorter, leaving the index's arrays of different lengths.
+    rows = meta.get("count")
+
     def column(name: str) -> Any:
-        return file.read([name], use_threads=False).column(0).combine_chunks()
+        values = file.read([name], use_threads=False).column(0).combine_chunks()
+        if len(values) != rows:
+            raise ValueError(f"column {name} holds {len(values)} values, not {rows}")
+        return values
 
     _check_rows(column, position, meta.get("count"))
     return _index_from(column), position, meta
