@@ -44,7 +44,8 @@ class Backend(Protocol):
 
     def history(self, name: str) -> IterationHistory: ...
 
-    def refresh(self) -> None: ...
+    def refresh(self, *, pins: bool = True) -> None:
+        """Take in what other handles committed: snapshots, and pins unless ``pins=False``."""
 
     def checkpoint(self) -> None: ...
 

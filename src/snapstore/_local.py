@@ -323,9 +323,10 @@ class LocalBackend:
             self._histories[name] = history
         return history
 
-    def refresh(self) -> None:
+    def refresh(self, *, pins: bool = True) -> None:
         self._snapshots.refresh()
-        self._baseline_log.refresh()
+        if pins:
+            self._baseline_log.refresh()
 
     def checkpoint(self) -> None:
         self._check_writable()

@@ -109,8 +109,9 @@ class SnapshotStore:
         # Refresh first, not only on a miss: another process may have saved a
         # newer version of a key this handle already knows, and "latest" must
         # agree with versions(). (get_by_seq may refresh on a miss only: the
-        # snapshot a seq names never changes.)
-        self._backend.refresh()
+        # snapshot a seq names never changes.) Reads of snapshots need only
+        # the snapshot log: no stat of the pin log on this hot path.
+        self._backend.refresh(pins=False)
         return self._backend.get_latest(run_id, stage)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot:
@@ -120,7 +121,7 @@ class SnapshotStore:
             raise InvalidInputError(f"seq must be an int, not {type(seq).__name__}")
         found = self._backend.get_by_seq(seq)
         if found is None:
-            self._backend.refresh()
+            self._backend.refresh(pins=False)
             found = self._backend.get_by_seq(seq)
         if found is None:
             raise NotFoundError(f"{self.root} has no snapshot with snapshot_seq {seq}")
@@ -129,7 +130,7 @@ class SnapshotStore:
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
         """Every version of ``(run_id, stage)``, oldest first."""
         self._check_open()
-        self._backend.refresh()
+        self._backend.refresh(pins=False)
         return self._backend.versions(check_text("run_id", run_id), check_stage(stage))
 
     def snapshots(
@@ -141,12 +142,12 @@ class SnapshotStore:
             check_text("run_id", run_id)
         if stage is not None:
             check_stage(stage)
-        self._backend.refresh()
+        self._backend.refresh(pins=False)
         return self._backend.snapshots(run_id, stage)
 
     def __len__(self) -> int:
         self._check_open()
-        self._backend.refresh()
+        self._backend.refresh(pins=False)
         return self._backend.count()
 
     def find_previous_comparable(self, snap: NormalizedSnapshot) -> NormalizedSnapshot | None:
@@ -158,7 +159,7 @@ class SnapshotStore:
         self._check_open()
         snap = self._checked(snap)
         assert snap.comparison_key is not None
-        self._backend.refresh()
+        self._backend.refresh(pins=False)
         return self._backend.previous_comparable(
             snap.stage, snap.comparison_key, snap.run_id, snap.snapshot_seq
         )
