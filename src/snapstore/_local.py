@@ -26,7 +26,7 @@ from snapstore._errors import CorruptionError, InvalidInputError, SnapstoreError
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
 from snapstore._log import CheckedLog, Durability, LogPosition
-from snapstore._names import check_stage, check_text, group_key, index_key
+from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore.history import IterationHistory
@@ -204,31 +204,39 @@ class LocalBackend:
     def _same_as_latest(self, entry: Entry, staged: list[LogRecord]) -> LogRecord | None:
         """The latest version of the entry's key, if its content is identical (a retry)."""
         payload = orjson.loads(entry.data_json)
-        key = index_key(payload["run_id"], payload["stage"])
-        wanted = _canonical(payload)
-        for record in reversed(staged):
-            if index_key(record.data["run_id"], record.data["stage"]) == key:
-                return record if _canonical(record.data) == wanted else None
-        with self._index_lock:
-            seq = self._index.latest_seq(payload["run_id"], payload["stage"])
-            place = None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
-        if place is None:
-            return None
-        latest = self._snapshots.read(*place)
-        return latest if _canonical(latest.data) == wanted else None
+        run_id, stage = payload["run_id"], payload["stage"]
+        latest = next(
+            (
+                record
+                for record in reversed(staged)
+                if record.data["run_id"] == run_id and record.data["stage"] == stage
+            ),
+            None,
+        )
+        if latest is None:
+            with self._index_lock:
+                seq = self._index.latest_seq(run_id, stage)
+                place = (
+                    None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
+                )
+            if place is None:
+                return None  # a new key: nothing to compare
+            latest = self._snapshots.read(*place)
+        return latest if _canonical(latest.data) == _canonical(payload) else None
 
     # -- Backend -------------------------------------------------------------
 
     def save(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        # The mappings are read-only views: orjson encodes dicts.
         payload = {
             "run_id": snap.run_id,
             "stage": snap.stage,
             "comparison_key": snap.comparison_key,
-            "metrics": snap.metrics,
-            "config": snap.config,
-            "data": snap.data,
+            "metrics": dict(snap.metrics),
+            "config": dict(snap.config),
+            "data": dict(snap.data),
         }
-        entry = Entry(encode_data(_plain(payload), self._max_record_bytes), None)
+        entry = Entry(encode_data(payload, self._max_record_bytes), None)
         self._check_writable()
         (record,) = self._snapshots.append([entry])
         self._maybe_checkpoint()
@@ -433,14 +441,6 @@ def _close_quietly(opened: WriterLock | CheckedLog) -> None:
     # Releasing after a failure: the first error is the one to report.
     with contextlib.suppress(OSError):
         opened.close()
-
-
-def _plain(payload: dict[str, Any]) -> dict[str, Any]:
-    """Mapping views (the snapshot's read-only fields) as dicts orjson can encode."""
-    return {
-        name: dict(value) if name in {"metrics", "config", "data"} else value
-        for name, value in payload.items()
-    }
 
 
 def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:

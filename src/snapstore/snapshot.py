@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Self
@@ -55,7 +55,18 @@ class NormalizedSnapshot:
         if self.comparison_key is not None:
             check_text("comparison_key", self.comparison_key)
             return self
-        return replace(self, comparison_key=config_fingerprint(self.config))
+        # Its mappings are frozen already: no need for the checks and copies of
+        # dataclasses.replace, which cost more than the rest of a save's checks.
+        return _assembled(
+            self.run_id,
+            self.stage,
+            self.metrics,
+            self.config,
+            self.data,
+            config_fingerprint(self.config),
+            self.created_at,
+            self.snapshot_seq,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``created_at`` as ISO-8601 text)."""
@@ -122,13 +133,36 @@ def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one pla
         return NormalizedSnapshot(
             run_id, stage, metrics, config, data, comparison_key, created_at, snapshot_seq
         )
+    return _assembled(
+        run_id,
+        stage,
+        MappingProxyType(metrics),
+        MappingProxyType(config),
+        MappingProxyType(data),
+        comparison_key,
+        created_at,
+        snapshot_seq,
+    )
+
+
+def _assembled(  # noqa: PLR0917 - mirrors the fields
+    run_id: str,
+    stage: str,
+    metrics: Mapping[str, Any],
+    config: Mapping[str, Any],
+    data: Mapping[str, Any],
+    comparison_key: str | None,
+    created_at: datetime | None,
+    snapshot_seq: int | None,
+) -> NormalizedSnapshot:
+    """A snapshot of fields that are checked and frozen already, built without ``__init__``."""
     snap = object.__new__(NormalizedSnapshot)
     setter = object.__setattr__  # the fields are frozen
     setter(snap, "run_id", run_id)
     setter(snap, "stage", stage)
-    setter(snap, "metrics", MappingProxyType(metrics))
-    setter(snap, "config", MappingProxyType(config))
-    setter(snap, "data", MappingProxyType(data))
+    setter(snap, "metrics", metrics)
+    setter(snap, "config", config)
+    setter(snap, "data", data)
     setter(snap, "comparison_key", comparison_key)
     setter(snap, "created_at", created_at)
     setter(snap, "snapshot_seq", snapshot_seq)
