@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from benchmarks.targets import TARGETS, Extra, Ratio, Target, Verdict, amount, evaluate, table
 
-
-def figure(*rates: float, **extra: float) -> dict[str, Any]:
-    """A figure as a run's JSON saves it: one round per rate, and its extra values."""
-    return {"rounds": [{"ops": rate, "seconds": 1.0} for rate in rates], "extra": extra}
-
-
-def good_run() -> dict[str, dict[str, Any]]:
-    """Figures that meet every target."""
-    return {
-        "raw.write+fdatasync": figure(1000),
-        "raw.write": figure(100_000),
-        "sqlite.wal.full": figure(1000),
-        "sqlite-snapshots.full": figure(900),
-        "history.append.fsync": figure(950),
-        "history.append.write": figure(40_000),
-        "history.threads.1": figure(1000),
-        "history.threads.8": figure(5000),
-        "history.threads.16": figure(6000),
-        "store.save.fsync": figure(950),
-        "store.scale.small": figure(1000),
-        "store.scale.large": figure(900),
-        "store.open.large": figure(1.25, open_s=0.8, peak_rss_mb=250),
-        "store.get": figure(200_000, median_us=4.5),
-        "store.previous_comparable": figure(200_000, median_us=5.5),
-    }
+from benchmark_runs import figure, good_figures
 
 
 def verdict(verdicts: list[Verdict], name: str) -> Verdict:
@@ -39,7 +13,7 @@ def verdict(verdicts: list[Verdict], name: str) -> Verdict:
 
 
 def test_a_run_that_meets_every_target() -> None:
-    verdicts = evaluate(good_run())
+    verdicts = evaluate(good_figures())
     assert [v.target for v in verdicts] == list(TARGETS)
     assert {v.status for v in verdicts} == {"met"}
 
@@ -51,7 +25,7 @@ def test_a_run_without_the_figures_measures_no_target() -> None:
 
 
 def test_a_subset_run_measures_only_the_targets_of_its_figures() -> None:
-    run = good_run()
+    run = good_figures()
     del run["sqlite.wal.full"]
     del run["store.open.large"]["extra"]["peak_rss_mb"]
     verdicts = evaluate(run)
@@ -63,7 +37,7 @@ def test_a_subset_run_measures_only_the_targets_of_its_figures() -> None:
 
 
 def test_a_missed_target_reports_its_value() -> None:
-    run = good_run()
+    run = good_figures()
     run["history.threads.8"] = figure(3000)
     run["store.get"] = figure(50_000, median_us=16.3)
     verdicts = evaluate(run)
@@ -86,7 +60,7 @@ def test_a_ratio_is_the_median_of_the_ratios_within_rounds() -> None:
 
 def test_a_save_cost_ratio_is_the_inverse_of_the_rates() -> None:
     # A save on the large store takes 1.25 times as long as on the small one.
-    run = good_run()
+    run = good_figures()
     run["store.scale.large"] = figure(800)
     cost = verdict(evaluate(run), "save cost at 1,000,000 / at 1,000")
     assert cost.status == "met"
@@ -103,7 +77,7 @@ def test_a_value_on_the_threshold_meets_it(target: Target) -> None:
 
 
 def test_an_extra_value_on_the_threshold_is_met_through_evaluate() -> None:
-    run = good_run()
+    run = good_figures()
     run["store.open.large"] = figure(1.0, open_s=1.0, peak_rss_mb=300.0)
     run["store.get"] = figure(100_000, median_us=10.0)
     run["history.append.fsync"] = figure(900)  # 900 / 1000 = 0.9
@@ -112,7 +86,7 @@ def test_an_extra_value_on_the_threshold_is_met_through_evaluate() -> None:
 
 
 def test_the_saved_verdict_names_its_figures() -> None:
-    saved = verdict(evaluate(good_run()), "open 1,000,000 snapshots: time").as_json()
+    saved = verdict(evaluate(good_figures()), "open 1,000,000 snapshots: time").as_json()
     assert saved == {
         "name": "open 1,000,000 snapshots: time",
         "of": "store.open.large open_s",
@@ -128,7 +102,7 @@ def test_the_saved_verdict_names_its_figures() -> None:
 
 
 def test_the_table_lists_every_target_with_its_result() -> None:
-    run = good_run()
+    run = good_figures()
     del run["store.get"]
     lines = table(evaluate(run)).splitlines()
     assert len(lines) == 2 + len(TARGETS)
