@@ -2,8 +2,10 @@
 
 Measures snapstore side by side with its baselines (raw write + fdatasync, raw
 write, SQLite WAL, an atomically rewritten JSON index) in one run, on one disk,
-and prints a table of rates with ratios against those baselines. Results are
-saved as JSON (default: benchmarks/results/<mode>-<time>.json, git-ignored).
+and prints a table of rates with ratios against those baselines, then the
+performance targets and whether this run met them. Results are saved as JSON
+(default: benchmarks/results/<mode>-<time>.json, git-ignored); draw them with
+python -m benchmarks.chart.
 
 --dir     where the scratch files go (default: the working directory, so the
           figures are for the disk the project lives on, not a tmpfs /tmp)
@@ -23,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import targets
 from benchmarks._report import Figure, as_json, describe, machine, table
 from benchmarks.registry import REGISTRY, SUITES, Benchmark, Context, Measurement
 
@@ -80,11 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"snapstore benchmarks ({mode}, {rounds} round(s)) on {args.dir}: {describe(info)}")
     with tempfile.TemporaryDirectory(prefix=".snapstore-bench.", dir=args.dir) as root:
         figures = _measure(benches, Path(root), quick=args.quick, rounds=rounds)
+    run = as_json(figures, info, mode)
+    # Judged on the figures as saved, so the saved verdicts are the ones a
+    # later reading of the file (the chart) arrives at.
+    verdicts = targets.evaluate(run["figures"])
+    run["targets"] = [verdict.as_json() for verdict in verdicts]
     print()
     print(table(figures))
+    print()
+    print(targets.table(verdicts))
+    if args.quick:
+        print("(quick run: small stores and counts; the verdicts are not figures to quote)")
     path = args.json or _RESULTS / f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(as_json(figures, info, mode), indent=2) + "\n")
+    path.write_text(json.dumps(run, indent=2) + "\n")
     print(f"\nsaved {path}")
     return 0
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import snapstore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from benchmarks.registry import Benchmark, Measurement
 
 
@@ -25,8 +27,12 @@ class Figure:
     rounds: tuple[Measurement, ...]
 
     @property
+    def rates(self) -> tuple[float, ...]:
+        return tuple(m.ops / m.seconds for m in self.rounds)
+
+    @property
     def median(self) -> Measurement:
-        rates = [m.ops / m.seconds for m in self.rounds]
+        rates = self.rates
         return self.rounds[rates.index(statistics.median_low(rates))]
 
     @property
@@ -47,6 +53,7 @@ def machine(directory: Path) -> dict[str, Any]:
         "memory_gib": round(page * pages / 2**30, 1),
         "file_system": _file_system(directory),
         "python": platform.python_version(),
+        "implementation": sys.implementation.name,
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
         "snapstore": snapstore.__version__,
@@ -126,10 +133,17 @@ def _ratio(figure: Figure, other: str | None, by_name: dict[str, Figure]) -> flo
     """The median over rounds of this figure's rate over ``other``'s in the same round."""
     if other is None or other not in by_name or other == figure.benchmark.name:
         return None
-    return statistics.median(
-        (mine.ops / mine.seconds) / (theirs.ops / theirs.seconds)
-        for mine, theirs in zip(figure.rounds, by_name[other].rounds, strict=True)
-    )
+    return median_ratio(figure.rates, by_name[other].rates)
+
+
+def median_ratio(mine: Sequence[float], theirs: Sequence[float]) -> float:
+    """The median over rounds of one figure's rate over another's in the same round.
+
+    Taken round by round because the rounds are round-robin: a burst of load on
+    a shared disk slows both figures of a round, so their ratio holds steady
+    while the rates themselves swing.
+    """
+    return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
 
 
 def _times(ratio: float | None) -> str:
@@ -137,8 +151,11 @@ def _times(ratio: float | None) -> str:
 
 
 def describe(info: dict[str, Any]) -> str:
+    """The machine of a run in one line (runs saved before the implementation was
+    recorded leave it out rather than guess it from the interpreter reading them)."""
+    implementation = f" ({info['implementation']})" if "implementation" in info else ""
     return (
         f"{info['nproc']} CPUs, {info['memory_gib']} GiB, {info['file_system']}, "
-        f"Python {info['python']} ({sys.implementation.name}), SQLite {info['sqlite']}, "
+        f"Python {info['python']}{implementation}, SQLite {info['sqlite']}, "
         f"{info['platform']}"
     )

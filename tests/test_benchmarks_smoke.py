@@ -34,6 +34,8 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert figure["ops"] > 0, name
         assert math.isfinite(figure["ops_per_s"]), name
         assert figure["limit_ratio"] is not None or name in {"raw.write", "raw.write+fdatasync"}
+    # A run of every figure judges every target.
+    assert {target["status"] for target in result["targets"]} <= {"met", "missed"}
     # The scratch files are removed; only the JSON is left.
     assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]
 
@@ -51,3 +53,8 @@ def test_quick_run_reports_the_store_figures(tmp_path: Path) -> None:
     for lookup in ("store.get", "store.previous_comparable"):
         assert figures[lookup]["extra"]["median_us"] > 0, lookup
     assert {"store.save.fsync", "store.save.write", "store.threads.8"} <= figures.keys()
+    # The store's own targets are judged; those of the figures it left out are not.
+    statuses = {t["name"]: t["status"] for t in json.loads(out.read_text())["targets"]}
+    assert statuses["get, median"] in {"met", "missed"}
+    assert statuses["open 1,000,000 snapshots: peak RSS"] in {"met", "missed"}
+    assert statuses["durable append / raw write+fdatasync"] == "not measured"

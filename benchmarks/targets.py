@@ -1,0 +1,182 @@
+"""The performance targets, and whether a run met them.
+
+Each target is one quantity of a run's figures with a bound. A ratio is taken
+between two figures of the same run, round by round (as the table's ratios
+are), so a target holds or fails on one machine at one time, not against
+figures measured elsewhere. Targets are evaluated from the figures as saved in
+a run's JSON, so a saved run can be judged again (``python -m benchmarks.chart``
+does) exactly as it was when it ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from benchmarks._report import median_ratio
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """The median over rounds of ``figure``'s rate over ``over``'s."""
+
+    figure: str
+    over: str
+    unit: ClassVar[str] = "x"
+
+    @property
+    def source(self) -> str:
+        return f"{self.figure} / {self.over}"
+
+    def measure(self, figures: Mapping[str, Mapping[str, Any]]) -> float | None:
+        if self.figure not in figures or self.over not in figures:
+            return None
+        return median_ratio(_rates(figures[self.figure]), _rates(figures[self.over]))
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """A value ``figure`` records besides its rate (``key`` of its ``extra``)."""
+
+    figure: str
+    key: str
+    unit: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.figure} {self.key}"
+
+    def measure(self, figures: Mapping[str, Mapping[str, Any]]) -> float | None:
+        if self.figure not in figures:
+            return None
+        value = figures[self.figure]["extra"].get(self.key)
+        return None if value is None else float(value)
+
+
+def _rates(figure: Mapping[str, Any]) -> list[float]:
+    return [r["ops"] / r["seconds"] for r in figure["rounds"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    quantity: Ratio | Extra
+    bound: Literal["≥", "≤"]
+    threshold: float
+
+    def met_by(self, value: float) -> bool:
+        # A value on the threshold meets it: the bounds read "at least", "at most".
+        return value >= self.threshold if self.bound == "≥" else value <= self.threshold
+
+
+TARGETS = (
+    Target(
+        "durable append / raw write+fdatasync",
+        Ratio("history.append.fsync", "raw.write+fdatasync"),
+        "≥",
+        0.9,
+    ),
+    Target(
+        "durable append, 8 threads / 1 thread",
+        Ratio("history.threads.8", "history.threads.1"),
+        "≥",
+        4,
+    ),
+    Target(
+        "durable append, 16 threads / SQLite WAL FULL",
+        Ratio("history.threads.16", "sqlite.wal.full"),
+        "≥",
+        5,
+    ),
+    # The SQLite baseline of a save holds the same snapshots with the indices
+    # the store's lookups need (sqlite-snapshots.full), not the history
+    # records of sqlite.wal.full: like for like.
+    Target(
+        "durable save_snapshot / SQLite WAL FULL insert",
+        Ratio("store.save.fsync", "sqlite-snapshots.full"),
+        "≥",
+        1.0,
+    ),
+    Target(
+        "fast-mode append / raw no-sync write",
+        Ratio("history.append.write", "raw.write"),
+        "≥",
+        0.3,
+    ),
+    # A cost is the inverse of a rate: cost at 1M / cost at 1k is the small
+    # store's rate over the large one's.
+    Target(
+        "save cost at 1,000,000 / at 1,000",
+        Ratio("store.scale.small", "store.scale.large"),
+        "≤",
+        1.3,
+    ),
+    Target("open 1,000,000 snapshots: time", Extra("store.open.large", "open_s", "s"), "≤", 1.0),
+    Target(
+        "open 1,000,000 snapshots: peak RSS",
+        Extra("store.open.large", "peak_rss_mb", "MB"),
+        "≤",
+        300,
+    ),
+    Target("get, median", Extra("store.get", "median_us", "µs"), "≤", 10),
+    Target(
+        "find_previous_comparable, median",
+        Extra("store.previous_comparable", "median_us", "µs"),
+        "≤",
+        10,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    target: Target
+    # None: the run did not measure the figures the target needs.
+    value: float | None
+
+    @property
+    def status(self) -> Literal["met", "missed", "not measured"]:
+        if self.value is None:
+            return "not measured"
+        return "met" if self.target.met_by(self.value) else "missed"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.target.name,
+            "of": self.target.quantity.source,
+            "value": self.value,
+            "unit": self.target.quantity.unit,
+            "bound": self.target.bound,
+            "threshold": self.target.threshold,
+            "status": self.status,
+        }
+
+
+def evaluate(figures: Mapping[str, Mapping[str, Any]]) -> list[Verdict]:
+    """Every target, judged on the figures of one run (the ``figures`` of its JSON)."""
+    return [Verdict(target, target.quantity.measure(figures)) for target in TARGETS]
+
+
+def amount(value: float, unit: str) -> str:
+    """``value`` in ``unit`` as the tables print it: 0.86x, 0.92 s, 339 MB, 16.3 µs."""
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    return f"{value:.3g} {unit}"
+
+
+def table(verdicts: list[Verdict]) -> str:
+    """The targets, each with the run's value and whether it was met."""
+    header = f"{'target':<46} {'measured':>10} {'target':>9}  result"
+    rows = [header, "-" * len(header)]
+    for verdict in verdicts:
+        target = verdict.target
+        unit = target.quantity.unit
+        measured = "" if verdict.value is None else amount(verdict.value, unit)
+        bound = f"{target.bound} {amount(target.threshold, unit)}"
+        rows.append(f"{target.name:<46} {measured:>10} {bound:>9}  {verdict.status}")
+    return "\n".join(rows)
