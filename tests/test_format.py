@@ -10,7 +10,7 @@ import pytest
 
 from helpers import FIELDS, check_log, log_lines, open_fds
 from snapstore import CorruptionError, IterationHistory
-from snapstore._record import FORMAT_VERSION
+from snapstore._record import FORMAT_VERSION, Entry, decode_line, encode_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -119,3 +119,20 @@ def test_a_replayed_line_is_corruption(four: Path) -> None:
     four.write_bytes(lines[0] + lines[1] + lines[1] + lines[2] + lines[3])
     with pytest.raises(CorruptionError, match="does not follow"):
         IterationHistory(four)
+
+
+def test_the_checksum_is_read_only_as_it_is_written() -> None:
+    # Spellings that int(..., 16) would take for the same number: upper case,
+    # a sign or a space in place of a leading zero. None is how snapstore
+    # writes a checksum, so a line carrying one is not a record.
+    line = next(
+        line
+        for line in (encode_line(1, "t", Entry(b'{"n":%d}' % n, None))[:-1] for n in range(10_000))
+        if line[-10:-9] == b"0" and not line[-9:-2].isdigit()
+    )
+    assert decode_line(line) is not None
+    digits = line[-10:-2]
+    for spelling in (digits.upper(), b"+" + digits[1:], b" " + digits[1:]):
+        assert spelling != digits
+        assert int(spelling, 16) == int(digits, 16)
+        assert decode_line(line[:-10] + spelling + line[-2:]) is None

@@ -145,3 +145,24 @@ def test_a_marker_of_another_format_is_refused(tmp_path: Path, marker: bytes) ->
     with pytest.raises(SnapstoreError, match="format"):
         SnapshotStore(root)
     assert file_state(root) == before
+
+
+def test_a_log_replaced_by_one_of_the_same_size_is_read_from_the_new_file(
+    tmp_path: Path,
+) -> None:
+    # What repair does to a reader: the log is renamed over with a rewritten
+    # one. Same size here, so only the file's identity tells them apart.
+    def snap(loss: float) -> NormalizedSnapshot:
+        return NormalizedSnapshot("run-1", "train", metrics={"loss": loss})
+
+    with SnapshotStore(tmp_path / "other") as other:
+        other.save_snapshot(snap(0.75))
+    with SnapshotStore(tmp_path / "store") as store:
+        store.save_snapshot(snap(0.25))
+        log = tmp_path / "store" / "snapshots.jsonl"
+        replacement = tmp_path / "other" / "snapshots.jsonl"
+        assert replacement.stat().st_size == log.stat().st_size
+        replacement.replace(log)
+        found = store.get("run-1", "train")
+        assert found is not None
+        assert dict(found.metrics) == {"loss": 0.75}

@@ -28,6 +28,7 @@ from snapstore._snapshot_index import SnapshotIndex
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
+    from typing import BinaryIO
 
     from snapstore._io import FileSystem
 
@@ -76,11 +77,14 @@ def load_checkpoint(
     """
     parquet = root / INDEX_PARQUET
     try:
-        data = parquet.read_bytes()
+        # Read through the open file, not from a copy of its bytes: the copy
+        # would be held until the index is built, at the process's peak.
+        source = parquet.open("rb")
     except FileNotFoundError:
         return None
     try:
-        index, start, meta = _read_parquet(data)
+        with source:
+            index, start, meta = _read_parquet(source)
     except Exception as exc:  # any unreadable cache means: replay the log
         if strict:
             raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
@@ -170,9 +174,8 @@ def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, Any]]:
-    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
-    import pyarrow.parquet as pq  # noqa: PLC0415
+def _read_parquet(source: BinaryIO) -> tuple[SnapshotIndex, LogPosition, dict[str, Any]]:
+    import pyarrow.parquet as pq  # noqa: PLC0415 - heavy; only checkpoints need it
 
     # ParquetFile, not read_table: read_table imports pyarrow.dataset, which
     # costs more than reading a million rows. use_threads=False: with Arrow's
@@ -180,7 +183,7 @@ def _read_parquet(data: bytes) -> tuple[SnapshotIndex, LogPosition, dict[str, An
     # without an active exception"). The page checksums written with the file
     # are checked, so a damaged value is refused before it is used.
     file = pq.ParquetFile(
-        pa.BufferReader(data),
+        source,
         read_dictionary=["run_id", "stage", "comparison_key"],
         page_checksum_verification=True,
     )
@@ -215,6 +218,9 @@ _INT_COLUMNS = {
     "prev_comparable": "prev_comparable_seq",
 }
 _TEXT_COLUMNS = {"run_ids": "run_id", "stages": "stage", "comparison_keys": "comparison_key"}
+# Array typecodes of the Arrow integer widths read: "q" is 64 bits everywhere,
+# "i" (a C int) 32 bits on every platform Python supports.
+_TYPECODES = {32: "i", 64: "q"}
 
 
 def _index_from(column: Callable[[str], Any]) -> SnapshotIndex:
@@ -223,6 +229,23 @@ def _index_from(column: Callable[[str], Any]) -> SnapshotIndex:
     seq_column = column("snapshot_seq")
     if not len(seq_column):
         return index
+    texts = _fill_columns(index, column, seq_column)
+    # The maps are derived from the rows: faster than parsing them from
+    # snapshot_index.json, which is written for people and for verify.
+    index.latest, index.group_latest = _latest_by_stage(
+        texts["stage"], seq_column, texts["run_id"], texts["comparison_key"]
+    )
+    return index
+
+
+def _fill_columns(
+    index: SnapshotIndex, column: Callable[[str], Any], seq_column: Any
+) -> dict[str, tuple[list[str], Any]]:
+    """Copy the columns into the index's arrays; return each text column's words and codes.
+
+    A function of its own so that what only the copies need (the seqs) is
+    freed before the maps are built: the process peaks while it builds them.
+    """
     seqs = _int64_values(seq_column, "snapshot_seq")
     index.count = len(seqs)
     # Gap-free (the rule; a gap is a record repair quarantined): a seq is its
@@ -235,14 +258,9 @@ def _index_from(column: Callable[[str], Any]) -> SnapshotIndex:
     texts = {name: _dictionary(column(name), name) for name in _TEXT_COLUMNS.values()}
     for attr, name in _TEXT_COLUMNS.items():
         words, codes = texts[name]
-        values = map(words.__getitem__, _int64_array(codes))
+        values = map(words.__getitem__, _int_array(codes))
         _fill(getattr(index, attr), values, seqs, dense=dense)
-    # The maps are derived from the rows: faster than parsing them from
-    # snapshot_index.json, which is written for people and for verify.
-    rows = (texts["stage"], seq_column)
-    index.latest = _latest_by_stage(*rows, texts["run_id"])
-    index.group_latest = _latest_by_stage(*rows, texts["comparison_key"])
-    return index
+    return texts
 
 
 def _fill(
@@ -256,31 +274,40 @@ def _fill(
 
 
 def _latest_by_stage(
-    stages: tuple[list[str], Any], seqs: Any, keys: tuple[list[str], Any]
-) -> dict[str, dict[str, int]]:
-    """``{stage: {key: highest seq}}`` from the rows' dictionary codes (Arrow arrays).
+    stages: tuple[list[str], Any], seqs: Any, *keys: tuple[list[str], Any]
+) -> list[dict[str, dict[str, int]]]:
+    """``{stage: {key: highest seq}}`` for each key column, from the rows' dictionary codes.
 
-    Rows are ordered by stage (a stable sort, in Arrow), so each stage is one
-    run of rows in seq order, turned into a dict by C-level iteration: a later
-    seq of a key overwrites an earlier one. The keys are the words the index's
-    columns share, so the maps cost no extra strings.
+    Rows are ordered by stage once (a stable sort, in Arrow), so each stage is
+    one run of rows in seq order, turned into a dict by C-level iteration: a
+    later seq of a key overwrites an earlier one. The keys are the words the
+    index's columns share, so the maps cost no extra strings.
     """
-    import pyarrow.compute as pc  # noqa: PLC0415 - heavy; only checkpoints need it
+    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
+    import pyarrow.compute as pc  # noqa: PLC0415
 
     stage_words, stage_codes = stages
-    key_words, key_codes = keys
     order = pc.sort_indices(stage_codes)
-    key_of, seq_of = pc.take(key_codes, order), pc.take(seqs, order)
-    maps: dict[str, dict[str, int]] = {}
+    seq_of = pc.take(seqs, order)
+    key_of = [(words, pc.take(codes, order)) for words, codes in keys]
+    del order  # 8 bytes a row, not needed below: freed before the release
+    # What Arrow freed since the columns were read (their copies are in the
+    # index now) goes back to the system before the maps, the largest part of
+    # the index, are built: the pool would otherwise keep it, and the process
+    # would peak at both.
+    pa.default_memory_pool().release_unused()
+    maps: list[dict[str, dict[str, int]]] = [{} for _ in keys]
     begin = 0
-    for count in pc.value_counts(stage_codes).sort("ascending", by="values").field("counts"):
-        code = stage_codes[order[begin].as_py()].as_py()
+    # The sort put the stages in the order of their codes, as this does.
+    groups = pc.value_counts(stage_codes).sort("ascending", by="values")
+    for code, count in zip(groups.field("values"), groups.field("counts"), strict=True):
+        stage = stage_words[code.as_py()]
         end = begin + count.as_py()
         # One stage's rows at a time leave Arrow, so no column-long copy is made.
-        keys_of_stage = map(key_words.__getitem__, _int64_array(key_of[begin:end]))
-        maps[stage_words[code]] = dict(
-            zip(keys_of_stage, _int64_array(seq_of[begin:end]), strict=True)
-        )
+        stage_seqs = _int_array(seq_of[begin:end])
+        for stage_maps, (words, codes) in zip(maps, key_of, strict=True):
+            keys_of_stage = map(words.__getitem__, _int_array(codes[begin:end]))
+            stage_maps[stage] = dict(zip(keys_of_stage, stage_seqs, strict=True))
         begin = end
     return maps
 
@@ -323,11 +350,11 @@ def _int64_values(column: Any, name: str) -> array[int]:
     """An int64 (or timestamp, read as int64) column with no nulls, as an array."""
     if column.null_count:
         raise ValueError(f"column {name} has nulls")
-    return _int64_array(column)
+    return _int_array(column)
 
 
 def _dictionary(column: Any, name: str) -> tuple[list[str], Any]:
-    """A dictionary-encoded string column: its distinct words, each row's code (int64)."""
+    """A dictionary-encoded string column: its distinct words, each row's code (int32)."""
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
 
     if column.null_count:
@@ -338,13 +365,16 @@ def _dictionary(column: Any, name: str) -> tuple[list[str], Any]:
         # the maps need one code per word.
         column = column.dictionary_decode().dictionary_encode()
         words = column.dictionary.to_pylist()
-    return words, column.indices.cast(pa.int64())
+    # int32, half the memory of int64: the codes and their sorted copies are
+    # alive while the maps, the largest part of the index, are built.
+    return words, column.indices.cast(pa.int32())
 
 
-def _int64_array(column: Any) -> array[int]:
+def _int_array(column: Any) -> array[int]:
+    """An int32 or int64 Arrow array (a timestamp reads as int64) as an array of that width."""
     # Copied once, from a view of Arrow's buffer straight into the array: no
     # Python int per row, no intermediate bytes.
-    values = array("q")
+    values = array(_TYPECODES[column.type.bit_width])
     start = column.offset * values.itemsize
     values.frombytes(memoryview(column.buffers()[1])[start : start + len(column) * values.itemsize])
     return values

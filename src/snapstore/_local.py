@@ -215,10 +215,7 @@ class LocalBackend:
         )
         if latest is None:
             with self._index_lock:
-                seq = self._index.latest_seq(run_id, stage)
-                place = (
-                    None if seq is None else (self._index.offsets[seq], self._index.lengths[seq])
-                )
+                place = self._index.place(self._index.latest_seq(run_id, stage))
             if place is None:
                 return None  # a new key: nothing to compare
             latest = self._snapshots.read(*place)
@@ -242,17 +239,17 @@ class LocalBackend:
         self._maybe_checkpoint()
         return _snapshot_from(record)
 
+    # Each lookup takes the index lock once, for the seq and its place together.
+
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
         with self._index_lock:
-            seq = self._index.latest_seq(run_id, stage)
-        return None if seq is None else self.get_by_seq(seq)
+            place = self._index.place(self._index.latest_seq(run_id, stage))
+        return self._read(place)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
         with self._index_lock:
-            if not self._index.has(seq):
-                return None
-            place = self._index.offsets[seq], self._index.lengths[seq]
-        return _snapshot_from(self._snapshots.read(*place))
+            place = self._index.place(seq)
+        return self._read(place)
 
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
         with self._index_lock:
@@ -275,7 +272,8 @@ class LocalBackend:
     ) -> NormalizedSnapshot | None:
         with self._index_lock:
             seq = self._index.previous_comparable(stage, comparison_key, run_id, below)
-        return None if seq is None else self.get_by_seq(seq)
+            place = self._index.place(seq)
+        return self._read(place)
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
         seq = self._baselines.get(group_key(stage, comparison_key))
@@ -385,6 +383,13 @@ class LocalBackend:
             write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
         self._checkpointed = image.position.seq
 
+    def _read(self, place: tuple[int, int] | None) -> NormalizedSnapshot | None:
+        if place is None:
+            return None
+        # The line is decoded for this call alone: its dicts are nobody else's.
+        line = self._snapshots.read_line(*place)
+        return _snapshot(line["seq"], line["ts"], line["data"])
+
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
@@ -445,7 +450,11 @@ def _close_quietly(opened: WriterLock | CheckedLog) -> None:
 
 def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
     # The record's data was decoded for this call alone: its dicts are nobody else's.
-    data = record.data
+    return _snapshot(record.seq, record.ts, record.data)
+
+
+def _snapshot(seq: int, ts: str, data: dict[str, Any]) -> NormalizedSnapshot:
+    """The snapshot saved as ``seq``, from its line's fields; ``data``'s dicts become its own."""
     return from_fresh_dicts(
         data["run_id"],
         data["stage"],
@@ -453,6 +462,6 @@ def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
         data["config"],
         data["data"],
         data["comparison_key"],
-        utc_from_iso(record.ts),
-        record.seq,
+        utc_from_iso(ts),
+        seq,
     )

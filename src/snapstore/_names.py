@@ -32,6 +32,11 @@ def check_text(what: str, value: object) -> str:
 
 
 def check_stage(value: object) -> str:
+    # The pattern admits neither an empty stage nor a control character: for a
+    # valid stage (every lookup names one) the match alone settles it, and
+    # check_text only words the error of an invalid one.
+    if isinstance(value, str) and len(value) <= MAX_NAME_LENGTH and _STAGE.fullmatch(value):
+        return value
     stage = check_text("stage", value)
     if not _STAGE.fullmatch(stage):
         raise InvalidInputError(

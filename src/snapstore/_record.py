@@ -33,7 +33,6 @@ _CRC_MARK = b',"crc":"'
 _RECORD_START = b'{"seq":'
 _VERSION = FORMAT_VERSION.encode()
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
-_HEX = re.compile(rb"[0-9a-f]{8}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A datetime or a dataclass would be converted silently (to a string, to a
 # dict) and read back as something else: refuse them instead.
@@ -113,25 +112,24 @@ def encode_line(seq: int, ts: str, entry: Entry) -> bytes:
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
     """Parse one line (without its newline); None when it is not a valid record."""
-    if len(line) <= _TRAILER_LEN or not line.endswith(b'"}'):
-        return None
     body_end = len(line) - _TRAILER_LEN
-    if line[body_end : body_end + len(_CRC_MARK)] != _CRC_MARK:
-        return None
-    digits = line[body_end + len(_CRC_MARK) : -2]
-    if not _HEX.fullmatch(digits) or int(digits, 16) != zlib.crc32(line[:body_end]):
+    # One comparison checks the mark, the digits and the closing bytes: the
+    # trailer must be exactly the one encode_line writes for this body, so no
+    # other spelling of the CRC (upper case, signs, spaces) is taken for it.
+    if body_end <= 0 or line[body_end:] != b'%s%08x"}' % (_CRC_MARK, zlib.crc32(line[:body_end])):
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
+    # orjson makes exact dicts, ints and strs: exact type tests suffice.
     if not (
-        isinstance(obj, dict)
+        type(obj) is dict
         and type(obj.get("seq")) is int
         and obj["seq"] > 0
-        and isinstance(obj.get("ts"), str)
-        and isinstance(obj.get("data"), dict)
-        and (obj.get("key") is None or isinstance(obj["key"], str))
+        and type(obj.get("ts")) is str
+        and type(obj.get("data")) is dict
+        and (obj.get("key") is None or type(obj["key"]) is str)
     ):
         return None
     return obj

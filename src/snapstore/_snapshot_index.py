@@ -121,6 +121,13 @@ class SnapshotIndex:
     def has(self, seq: int) -> bool:
         return 0 < seq < len(self.offsets) and self.offsets[seq] != _MISSING
 
+    def place(self, seq: int | None) -> tuple[int, int] | None:
+        """Where snapshot ``seq`` is in the log: ``(offset, length)``; None if it is not."""
+        if seq is None or not 0 < seq < len(self.offsets):
+            return None
+        offset = self.offsets[seq]
+        return None if offset == _MISSING else (offset, self.lengths[seq])
+
     def last_seq(self) -> int:
         return len(self.offsets) - 1
 
