@@ -91,6 +91,15 @@ def test_with_comparison_key_derives_the_key_from_config_or_keeps_a_given_one() 
     assert given_key.with_comparison_key().comparison_key == "mine"
 
 
+def test_deriving_the_key_keeps_every_other_field() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    snap = NormalizedSnapshot(
+        "r", "S", {"m": 1}, {"c": 2}, {"d": 3}, None, created_at=moment, snapshot_seq=7
+    )
+    derived = snap.with_comparison_key()
+    assert derived == dataclasses.replace(snap, comparison_key=config_fingerprint({"c": 2}))
+
+
 @pytest.mark.parametrize(
     "fields",
     [{"run_id": ""}, {"stage": "a:b"}, {"comparison_key": ""}, {"config": {"x": object()}}],

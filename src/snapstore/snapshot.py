@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Self
@@ -170,7 +170,8 @@ def _assembled(  # noqa: PLR0917 - mirrors the fields
 
 # The fields are frozen: _assembled sets them through their slots'
 # descriptors, which costs a third less than object.__setattr__ (that looks
-# the descriptor up by name on every call).
+# the descriptor up by name on every call). Looked up by name, so that a
+# reordering of the fields cannot bind a setter to the wrong one.
 (
     _set_run_id,
     _set_stage,
@@ -180,7 +181,19 @@ def _assembled(  # noqa: PLR0917 - mirrors the fields
     _set_comparison_key,
     _set_created_at,
     _set_snapshot_seq,
-) = (vars(NormalizedSnapshot)[spec.name].__set__ for spec in fields(NormalizedSnapshot))
+) = (
+    vars(NormalizedSnapshot)[name].__set__
+    for name in (
+        "run_id",
+        "stage",
+        "metrics",
+        "config",
+        "data",
+        "comparison_key",
+        "created_at",
+        "snapshot_seq",
+    )
+)
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
