@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks._report import describe
-from benchmarks.targets import Verdict, amount, evaluate
+from benchmarks.targets import Verdict, evaluate
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -68,16 +68,13 @@ def target_bars(run: dict[str, Any]) -> list[Bar]:
     """One bar per target: its margin, with the value and the bound beside it."""
     bars = []
     for verdict in evaluate(run["figures"]):
-        target = verdict.target
-        unit = target.quantity.unit
-        bound = f"(target {target.bound} {amount(target.threshold, unit)})"
         # The status in words too: the colors alone do not reach every reader.
-        measured = "" if verdict.value is None else amount(verdict.value, unit) + " "
+        note = f"{verdict.measured} {verdict.status} (target {verdict.bound})".lstrip()
         bars.append(
             Bar(
-                target.name,
+                verdict.target.name,
                 margin(verdict),
-                f"{measured}{verdict.status} {bound}",
+                note,
                 _COLORS.get(verdict.status, _COLORS["baseline"]),
             )
         )

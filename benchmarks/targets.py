@@ -143,6 +143,17 @@ class Verdict:
             return "not measured"
         return "met" if self.target.met_by(self.value) else "missed"
 
+    @property
+    def measured(self) -> str:
+        """The value in the target's unit, as the table and the chart print it ("" if none)."""
+        return "" if self.value is None else amount(self.value, self.target.quantity.unit)
+
+    @property
+    def bound(self) -> str:
+        """The bound in the target's unit: "≥ 0.90x", "≤ 300 MB"."""
+        target = self.target
+        return f"{target.bound} {amount(target.threshold, target.quantity.unit)}"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.target.name,
@@ -172,11 +183,8 @@ def amount(value: float, unit: str) -> str:
 def table(verdicts: list[Verdict]) -> str:
     """The targets, each with the run's value and whether it was met."""
     header = f"{'target':<46} {'measured':>10} {'target':>9}  result"
-    rows = [header, "-" * len(header)]
-    for verdict in verdicts:
-        target = verdict.target
-        unit = target.quantity.unit
-        measured = "" if verdict.value is None else amount(verdict.value, unit)
-        bound = f"{target.bound} {amount(target.threshold, unit)}"
-        rows.append(f"{target.name:<46} {measured:>10} {bound:>9}  {verdict.status}")
-    return "\n".join(rows)
+    rows = [
+        f"{verdict.target.name:<46} {verdict.measured:>10} {verdict.bound:>9}  {verdict.status}"
+        for verdict in verdicts
+    ]
+    return "\n".join([header, "-" * len(header), *rows])
