@@ -98,3 +98,14 @@ def check_writers(path: Path, writers: int, count: int) -> None:
     with IterationHistory(path) as history:
         assert len(history) == writers * count
         assert [r.seq for r in history] == list(range(1, writers * count + 1))
+
+
+def harmless(calls: list[str], k: int) -> bool:
+    """Whether failing call ``k`` may leave the operation successful.
+
+    Only work after the records are durable: removing a temp file, or
+    advancing the synced mark right after a sync (a mark left behind costs
+    other handles a sync of their own). Lowering the mark before a truncation
+    is not harmless: it must fail the operation.
+    """
+    return calls[k - 1] == "unlink" or (calls[k - 1] == "write_at" and calls[k - 2] == "sync")

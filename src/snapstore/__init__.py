@@ -1,6 +1,7 @@
 """snapstore: crash-safe local snapshot and history storage."""
 
 from snapstore._errors import (
+    CheckpointWarning,
     ClosedError,
     CorruptionError,
     DurabilityError,
@@ -23,6 +24,7 @@ __version__ = FORMAT_VERSION
 
 __all__ = [
     "CheckReport",
+    "CheckpointWarning",
     "ClosedError",
     "CorruptionError",
     "DurabilityError",

@@ -76,6 +76,15 @@ class ClosedError(SnapstoreError, ValueError):
     """The handle was closed (or made unusable by a failed sync)."""
 
 
+class CheckpointWarning(UserWarning):
+    """Writing the derived indices after a committed save failed; nothing was lost.
+
+    The save itself is durable and returned normally. The checkpoint is tried
+    again later (and at ``close()``); until then opening the store replays more
+    of the log.
+    """
+
+
 class storage_errors:  # noqa: N801 - reads as the function-style context manager it is
     """Report an OS error inside the block as a StorageError naming ``path``.
 

@@ -50,6 +50,18 @@ class FileSystem:
     def open_read(self, path: Path) -> int:
         return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
 
+    def open_lock(self, path: Path) -> tuple[int, bool]:
+        """Open (creating if absent) a lock file for reading and positioned writes.
+
+        Not ``O_APPEND``: on Linux a ``pwrite`` to an append-only descriptor
+        ignores its offset and appends, and the lock file holds fixed slots.
+        """
+        flags = os.O_RDWR | _OPEN_FLAGS
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            return os.open(path, flags), False
+
     def open_temp(self, directory: Path, target: str) -> tuple[int, Path]:
         """Create a uniquely named temp file (O_EXCL) for an atomic write of ``target``."""
         fd, name = tempfile.mkstemp(
@@ -69,6 +81,13 @@ class FileSystem:
         while view:
             written = os.write(fd, view)
             view = view[written:]
+
+    def write_at(self, fd: int, data: bytes, offset: int) -> None:
+        """Write all of ``data`` at ``offset`` (a descriptor from :meth:`open_lock`)."""
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
 
     def read(self, fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +23,21 @@ import orjson
 
 from snapstore import _io
 from snapstore._checkpoint import INDEX_PARQUET, IndexImage, load_checkpoint, write_checkpoint
-from snapstore._errors import CorruptionError, InvalidInputError, SnapstoreError, storage_errors
+from snapstore._errors import (
+    CheckpointWarning,
+    CorruptionError,
+    InvalidInputError,
+    SnapstoreError,
+    StorageError,
+    storage_errors,
+)
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
+from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT
 from snapstore.history import IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
@@ -76,6 +85,7 @@ class LocalBackend:
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         self._histories: dict[str, IterationHistory] = {}
+        self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
         with storage_errors(root), contextlib.ExitStack() as opened:
             check_filesystem(root, strict=strict)
@@ -172,6 +182,7 @@ class LocalBackend:
             on_reset=on_reset,
             resolve=self._same_as_latest if name == SNAPSHOT_LOG else None,
             start=start,
+            mark_slot=SNAPSHOT_SLOT if name == SNAPSHOT_LOG else BASELINE_SLOT,
         )
 
     # -- the index, fed by the logs ---------------------------------------------
@@ -364,12 +375,30 @@ class LocalBackend:
         self._baseline_log.check_writable()
 
     def _maybe_checkpoint(self) -> None:
+        """Write the checkpoint if it is due; called after a save was committed.
+
+        The save is durable and other handles already see it, so a failing
+        checkpoint must not make it look failed (a caller would retry a save
+        that is stored): it is reported as a warning and tried again an
+        interval later. The indices are a cache; the log has every record.
+        """
         due = checkpoint_interval(self._index.count, self._checkpoint_every)
-        if self._checkpointed is not None and self._snapshots.last_seq - self._checkpointed < due:
+        counted_from = self._checkpointed
+        if counted_from is not None and self._retry_after > counted_from:
+            counted_from = self._retry_after
+        if counted_from is not None and self._snapshots.last_seq - counted_from < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
             try:
                 self._write_checkpoint()
+            except StorageError as exc:
+                self._retry_after = self._snapshots.last_seq
+                warnings.warn(
+                    f"{self.root}: the automatic checkpoint failed ({exc}); every record is "
+                    "in the log, and the checkpoint is tried again at a later save and at close()",
+                    CheckpointWarning,
+                    stacklevel=4,
+                )
             finally:
                 self._checkpoint_lock.release()
 

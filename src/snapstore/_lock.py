@@ -80,8 +80,9 @@ class WriterLock:
         self._depth = 0
         self._owner_thread = 0
         # The lock file is never deleted: deleting it would let two processes
-        # lock two different inodes under one name.
-        self._fd, _ = fs.open_log(path)
+        # lock two different inodes under one name. It also carries the logs'
+        # synced marks (see _synced), hence a descriptor for positioned writes.
+        self._fd, _ = fs.open_lock(path)
         self._inherited = False  # the descriptor came from the parent of a fork
         _LOCKS.add(self)
 
@@ -95,7 +96,7 @@ class WriterLock:
         if self._depth == 0:
             try:
                 if self._inherited:
-                    self._fd, _ = self._fs.open_log(self.path)
+                    self._fd, _ = self._fs.open_lock(self.path)
                     self._inherited = False
                 if not _try_lock(self._fd):
                     self._wait_for_os_lock(deadline)
@@ -123,6 +124,11 @@ class WriterLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+    @property
+    def fd(self) -> int:
+        """The lock file's descriptor (valid while the lock is open)."""
+        return self._fd
 
     def held_by_me(self) -> bool:
         return self._owner_thread == threading.get_ident()

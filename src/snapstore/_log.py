@@ -11,8 +11,13 @@ Appending, in order, under the writer lock:
    new record is never glued to garbage.
 2. Assign seq = last seq + 1 to each record and write all lines of the batch,
    newlines included, with one write loop.
-3. ``fdatasync`` (durability "fsync"). Only then are the records acknowledged
-   and handed to the owner's index.
+3. ``fdatasync`` (durability "fsync"), then advance the log's synced mark.
+   Only then are the records acknowledged and handed to the owner's index.
+
+Durable before visible: lines another process wrote are taken in (by a reader
+or a writer) only once they are on stable storage — the synced mark says so, or
+this handle syncs them itself first (see ``_synced``). So no handle counts,
+returns, pins or builds on a record that a power cut could still take away.
 
 Threads appending at the same time form a group commit: one of them (the
 leader) writes and syncs everyone's records at once; each call returns only
@@ -39,6 +44,7 @@ from snapstore._errors import (
 )
 from snapstore._quarantine import quarantine
 from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line, hidden_records
+from snapstore._synced import SyncedMark
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -121,12 +127,14 @@ class CheckedLog:
         resolve: Callable[[Entry, list[LogRecord]], LogRecord | None] | None = None,
         start: LogPosition | None = None,
         tolerant: bool = False,
+        mark_slot: int = 0,
     ) -> None:
         self.path = path
         self.durability: Durability = durability
         self.problems: list[Problem] = []
         self._fs = fs
         self._lock = lock
+        self._mark = SyncedMark(fs, lock, mark_slot)
         self._quarantine_dir = quarantine_dir
         self._on_record = on_record
         self._on_reset = on_reset
@@ -382,6 +390,7 @@ class CheckedLog:
             raise
         if self.durability == "fsync":
             self._sync(f"records from seq {staged[0].seq} may not be durable")
+            self._advance_mark(offset)
         self._advance(staged[-1], len(staged))
         for record in staged:
             self._on_record(record)
@@ -438,6 +447,8 @@ class CheckedLog:
             return  # nothing new: the common case of a writer with no rivals
         if size < self._position.end:
             self._reset()
+        if self.durability == "fsync":
+            self._make_durable(size, writer=writer)
         damaged: list[Problem] = []
         for offset, line, complete in read_lines(self._fs, self._fd, self._position.end, size):
             if complete:
@@ -499,15 +510,44 @@ class CheckedLog:
             reason="torn tail: bytes after the last complete record, left by an interrupted "
             f"append ({len(kept)} whole record(s) inside were kept in the log)",
         )
+        # The mark must not claim the bytes about to go: a record written in
+        # their place is not durable until its writer syncs it.
+        self._mark.publish(self._identity, tail)
         # Only once the copy is durable may the bytes leave the log.
         self._fs.truncate(self._fd, tail)
         if kept:
             self._fs.write(self._fd, b"".join(kept))
         self._sync("the recovery of a torn tail may not be durable")
+        self._advance_mark(tail + sum(len(line) for line in kept))
         offset = tail
         for line in kept:
             self._take_line(line[:-1], offset, len(line), [])
             offset += len(line)
+
+    def _make_durable(self, size: int, *, writer: bool) -> None:
+        """Make bytes up to ``size``, which other handles wrote, durable before taking them in.
+
+        Their writer syncs them before it acknowledges them, but it may have
+        died between its write and its sync, or written in "write" mode. A
+        retry acknowledged from such a record, a pin naming it, a reader
+        returning it: each would be undone by a power cut. Unless the mark
+        already vouches for them, one sync of our own makes every byte
+        written so far durable (a sync flushes the file, not one writer's part).
+        """
+        if self._mark.covers(self._identity, size):
+            return
+        self._sync("records other processes appended may not be durable")
+        if writer:  # only the lock holder moves the mark: a reader could race a truncation
+            self._advance_mark(size)
+
+    def _advance_mark(self, end: int) -> None:
+        """Tell other handles that ``[0, end)`` is durable; the caller holds the writer lock."""
+        try:
+            self._mark.publish(self._identity, end)
+        except OSError:
+            # The records are durable whatever happens here: a mark left behind
+            # only makes the next handle that takes them in sync for itself.
+            return
 
     def _sync(self, consequence: str) -> None:
         started = time.perf_counter()

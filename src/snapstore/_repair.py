@@ -27,7 +27,13 @@ from snapstore._checkpoint import (
     load_checkpoint,
     read_position,
 )
-from snapstore._errors import CorruptionError, InvalidInputError, storage_errors
+from snapstore._errors import (
+    CorruptionError,
+    DurabilityError,
+    InvalidInputError,
+    StorageError,
+    storage_errors,
+)
 from snapstore._local import (
     BASELINE_LOG,
     HISTORY_DIR,
@@ -45,6 +51,7 @@ from snapstore._names import group_key
 from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
 from snapstore._snapshot_index import IndexRow, SnapshotIndex
+from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -227,7 +234,9 @@ def _stable_size(fs: FileSystem, path: Path, lock_path: Path) -> int:
 # -- fixing one log --------------------------------------------------------------
 
 
-def _repair_log(fs: FileSystem, scan: _LogScan, quarantine_dir: Path, dry_run: bool) -> list[str]:
+def _repair_log(
+    fs: FileSystem, scan: _LogScan, quarantine_dir: Path, mark: SyncedMark, dry_run: bool
+) -> list[str]:
     """Move the damage of a scanned log aside; the caller holds the log's writer lock."""
     if not scan.damage:
         return []
@@ -254,13 +263,19 @@ def _repair_log(fs: FileSystem, scan: _LogScan, quarantine_dir: Path, dry_run: b
     if scan.only_tail_damage():
         fd, _ = fs.open_log(scan.path)
         try:
-            fs.truncate(fd, scan.damage[0].offset)
+            end, identity = scan.damage[0].offset, fs.fd_identity(fd)
+            # Lowered first: the mark must never claim bytes the file may not hold.
+            mark.publish(identity, end)
+            fs.truncate(fd, end)
             fs.sync(fd)
         finally:
             fs.close(fd)
         actions.append(f"truncated the torn tail of {scan.path}; kept {kept} valid records")
     else:
         fs.write_atomic(scan.path, b"".join(line for _, line in scan.good))
+        # The new file is synced and its entry too: say so, or every handle
+        # that switches to it syncs it once more.
+        mark.publish(*fs.identity(scan.path))
         actions.append(f"rewrote {scan.path} with its {kept} valid records")
     return actions
 
@@ -270,6 +285,7 @@ def _check_log(
     path: Path,
     *,
     lock_path: Path,
+    mark_slot: int,
     quarantine_dir: Path,
     on_record: Callable[[LogRecord], str | None],
     repair: bool,
@@ -281,7 +297,8 @@ def _check_log(
         try:
             with lock:
                 scan = _scan_log(fs, path, path.stat().st_size, on_record)
-                report.actions = _repair_log(fs, scan, quarantine_dir, dry_run)
+                mark = SyncedMark(fs, lock, mark_slot)
+                report.actions = _repair_log(fs, scan, quarantine_dir, mark, dry_run)
         finally:
             lock.close()
     else:
@@ -314,6 +331,7 @@ def check_history(
             fs,
             path,
             lock_path=path.with_name(path.name + ".lock"),
+            mark_slot=0,
             quarantine_dir=quarantine_dir or path.with_name(path.name + ".quarantine"),
             on_record=unique_key,
             repair=repair,
@@ -335,12 +353,17 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
     quarantine_dir = root / QUARANTINE_DIR
     logs_changed = False
     with storage_errors(root):
-        for name, check in ((SNAPSHOT_LOG, replay.snapshot), (BASELINE_LOG, replay.pin)):
+        logs = (
+            (SNAPSHOT_LOG, SNAPSHOT_SLOT, replay.snapshot),
+            (BASELINE_LOG, BASELINE_SLOT, replay.pin),
+        )
+        for name, slot, check in logs:
             if (root / name).exists():
                 part, _ = _check_log(
                     fs,
                     root / name,
                     lock_path=root / LOCK_FILE,
+                    mark_slot=slot,
                     quarantine_dir=quarantine_dir,
                     on_record=check,
                     repair=repair,
@@ -428,14 +451,19 @@ def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
         fs.unlink(path)
     if stale:
         fs.sync_dir(root)
-    backend = LocalBackend(
-        root,
-        durability="fsync",
-        lock_timeout=_VERIFY_LOCK_TIMEOUT,
-        max_record_bytes=1,
-        checkpoint_every=1,
-        use_checkpoint=False,
-    )
+    try:
+        backend = LocalBackend(
+            root,
+            durability="fsync",
+            lock_timeout=_VERIFY_LOCK_TIMEOUT,
+            max_record_bytes=1,
+            checkpoint_every=1,
+            use_checkpoint=False,
+        )
+    except DurabilityError as exc:
+        # The handle that failed its sync is this one, already gone: the
+        # caller's own handles have not failed, and must not be told to reopen.
+        raise StorageError(exc.errno, f"{root}: rebuilding the indices failed: {exc}") from exc
     try:
         backend.checkpoint()
     finally:

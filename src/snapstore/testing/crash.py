@@ -386,6 +386,11 @@ class CrashRecorder(FileSystem):
         self._track(fd, path, appending=False, created=False)
         return fd
 
+    def open_lock(self, path: Path) -> tuple[int, bool]:
+        fd, created = super().open_lock(path)
+        self._track(fd, path, appending=False, created=created)
+        return fd, created
+
     def open_temp(self, directory: Path, target: str) -> tuple[int, Path]:
         fd, path = super().open_temp(directory, target)
         self._track(fd, path, appending=False, created=True)
@@ -396,6 +401,11 @@ class CrashRecorder(FileSystem):
         # O_APPEND writes land at the end, whatever the file position says.
         offset = os.fstat(fd).st_size if opened.appending else os.lseek(fd, 0, os.SEEK_CUR)
         super().write(fd, data)
+        self._effects.append(Write(opened.path, opened.inode, offset, bytes(data)))
+
+    def write_at(self, fd: int, data: bytes, offset: int) -> None:
+        super().write_at(fd, data, offset)
+        opened = self._open[fd]
         self._effects.append(Write(opened.path, opened.inode, offset, bytes(data)))
 
     def sync(self, fd: int) -> None:

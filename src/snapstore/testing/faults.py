@@ -35,6 +35,7 @@ PRIMITIVES: frozenset[str] = frozenset(
         "identity",
         "link",
         "mkdir",
+        "open_lock",
         "open_log",
         "open_read",
         "open_temp",
@@ -46,6 +47,7 @@ PRIMITIVES: frozenset[str] = frozenset(
         "truncate",
         "unlink",
         "write",
+        "write_at",
     }
 )
 
@@ -138,6 +140,7 @@ class FaultInjector(FileSystem):
 
     open_log = _counted(FileSystem.open_log)
     open_read = _counted(FileSystem.open_read)
+    open_lock = _counted(FileSystem.open_lock)
     open_temp = _counted(FileSystem.open_temp)
     read = _counted(FileSystem.read)
     size = _counted(FileSystem.size)
@@ -150,6 +153,7 @@ class FaultInjector(FileSystem):
     link = _counted(FileSystem.link)
     unlink = _counted(FileSystem.unlink)
     mkdir = _counted(FileSystem.mkdir)
+    write_at = _counted(FileSystem.write_at)
 
     def write(self, fd: int, data: bytes) -> None:
         fault = self._next_call("write")
