@@ -64,8 +64,11 @@ def run_round(root: Path, rng: random.Random, durability: str, first: int) -> Ac
         for proc in procs:
             proc.send_signal(signal.SIGKILL)
     for proc in procs:
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL
+        # Read through the same buffered stream as "ready" was: communicate()
+        # would read the pipe beneath it and miss what the buffer holds.
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
         for line in out.splitlines():
             if line and line[0] in "SH":
                 acks.take(line)
