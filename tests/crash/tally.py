@@ -26,12 +26,12 @@ class CrashTally:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], Counter[str]] = {}
 
-    def add(self, subject: str, operation: str, report: CrashReport) -> int:
-        """Count ``report`` for ``operation`` of ``subject``; return how many states it checked."""
-        counts = self.counts.setdefault((subject, operation), Counter())
-        counts.update(report.by_family)
-        counts["states"] += report.states
-        return report.states
+    def add(self, subject: str, operation: str, report: CrashReport) -> Counter[str]:
+        """Count ``report`` for ``operation`` of ``subject``; return its counts."""
+        counted = Counter(report.by_family)
+        counted["states"] = report.states
+        self.counts.setdefault((subject, operation), Counter()).update(counted)
+        return counted
 
     def total(self, subject: str | None = None) -> Counter[str]:
         return sum((c for (s, _), c in self.counts.items() if subject in {None, s}), Counter[str]())
@@ -62,9 +62,10 @@ def check_recorded(
     *,
     check: Callable[[CrashState, Path], None],
     chunks: tuple[int, ...] = TORN_CHUNKS,
-) -> int:
+) -> Counter[str]:
     """Check every crash state of ``recording`` in a fresh directory; count them for
-    ``operation`` of ``subject`` and return how many there were.
+    ``operation`` of ``subject`` and return the counts: distinct ``states``, and how
+    many each family produced.
 
     The states are materialized in memory (tmpfs) where there is one: a check
     reopens, writes and syncs each state, and on a disk the syncs would cost
@@ -76,3 +77,23 @@ def check_recorded(
     report = check_crash_states(recording, states, check, chunks=chunks)
     shutil.rmtree(states)
     return tally.add(subject, operation, report)
+
+
+def assert_at_least(
+    counts: Counter[str], *, states: int, prefix: int, unsynced: int, reordered: int, torn: int
+) -> None:
+    """Every family produced at least its minimum, and the states their total.
+
+    Per family, not only in total: torn states outnumber the others a hundred
+    to one, so a total alone would not notice a family that stopped producing
+    states (a sync removed, a reordering no longer generated).
+    """
+    wanted = {
+        "states": states,
+        "prefix": prefix,
+        "unsynced": unsynced,
+        "reordered": reordered,
+        "torn": torn,
+    }
+    short = {name: (counts[name], least) for name, least in wanted.items() if counts[name] < least}
+    assert not short, f"too few crash states (found, minimum): {short}"

@@ -10,6 +10,7 @@ from snapstore.testing.crash import (
     CrashCheckError,
     CrashRecorder,
     CrashState,
+    SimulatedKill,
     Write,
     check_crash_states,
     crash_states,
@@ -206,3 +207,32 @@ def test_a_failing_check_names_the_state_and_leaves_it(root: Path, tmp_path: Pat
 def test_writes_are_recorded_with_their_bytes(root: Path) -> None:
     recording = one_append(root)
     assert Write("log", 2, 0, b"x") in recording.effects
+
+
+def test_a_rename_is_lost_until_its_directory_is_synced(root: Path) -> None:
+    # write_atomic's last step: the new file is synced, the rename is not durable
+    # until the directory is. A power loss before that keeps the old file.
+    fs = CrashRecorder(root)
+    fd, temp = fs.open_temp(root, "old.txt")
+    fs.write(fd, b"after")
+    fs.sync(fd)
+    fs.close(fd)
+    fs.replace(temp, root / "old.txt")
+    unsynced = trees([s for s in crash_states(fs.recording()) if "unsynced" in s.families])
+    assert all(dict(files).get("old.txt") == b"before" for files in unsynced)
+    fs.sync_dir(root)
+    unsynced = trees([s for s in crash_states(fs.recording()) if "unsynced" in s.families])
+    assert (("old.txt", b"after"),) in unsynced
+
+
+def test_a_killed_sync_leaves_the_write_unsynced(root: Path) -> None:
+    fs = CrashRecorder(root)
+    fd, _ = fs.open_log(root / "old.txt")
+    fs.write(fd, b"+written")
+    fs.kill_next_sync()
+    with pytest.raises(SimulatedKill):
+        fs.sync(fd)
+    fs.sync(fd)  # only the next sync was killed
+    fs.close(fd)
+    kinds = [type(effect).__name__ for effect in fs.recording().effects]
+    assert kinds == ["Write", "Sync"]

@@ -54,6 +54,16 @@ State families, for every crash point:
     4096-byte chunks, and the region it grew the file by reads as nothing
     more, as zeros (size committed, data not) or as garbage (stale blocks).
 
+Many writers
+------------
+Several handles (each with its own descriptors and writer lock, as separate
+processes have) may record into one recorder. :meth:`CrashRecorder.kill_next_sync`
+makes the next data sync raise :class:`SimulatedKill` instead of taking effect:
+the writer died inside its ``fdatasync``, its lines written but not durable.
+Close the killed handle (a dead process's descriptors and locks are released,
+nothing more happens) and let the others act on what it left; the crash
+states then include the power loss that follows.
+
 Generation is deterministic: the same recording always yields the same states
 in the same order (garbage comes from a hash of the effect's index). States
 with identical trees are checked once, under the strictest acknowledgement.
@@ -329,6 +339,14 @@ class _OpenFile:
     appending: bool
 
 
+class SimulatedKill(BaseException):
+    """The process died here (raised in place of a sync by :meth:`CrashRecorder.kill_next_sync`).
+
+    A BaseException, like the end of a process: no ``except Exception`` of the
+    code under test handles it.
+    """
+
+
 class CrashRecorder(FileSystem):
     """The real file system, with every effect under ``root`` recorded.
 
@@ -348,6 +366,7 @@ class CrashRecorder(FileSystem):
         self._open: dict[int, _OpenFile] = {}
         self._effects: list[Effect] = []
         self._operations: list[Operation] = []
+        self._kill_next_sync = False
         if resume is None:
             self._initial = self._snapshot()
             self._first_crash = 0
@@ -368,6 +387,10 @@ class CrashRecorder(FileSystem):
         start = len(self._effects)
         yield
         self._operations.append(Operation(label, start, len(self._effects)))
+
+    def kill_next_sync(self) -> None:
+        """Make the next ``sync`` raise :class:`SimulatedKill` before it has any effect."""
+        self._kill_next_sync = True
 
     def recording(self) -> Recording:
         return Recording(
@@ -409,6 +432,9 @@ class CrashRecorder(FileSystem):
         self._effects.append(Write(opened.path, opened.inode, offset, bytes(data)))
 
     def sync(self, fd: int) -> None:
+        if self._kill_next_sync:
+            self._kill_next_sync = False
+            raise SimulatedKill(f"killed inside the sync of {self._open[fd].path}")
         super().sync(fd)
         opened = self._open[fd]
         self._effects.append(Sync(opened.path, opened.inode))
