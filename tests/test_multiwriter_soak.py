@@ -91,7 +91,8 @@ def run_round(root: Path, rng: random.Random, first: int, seen: Seen) -> int:
         # Read through the same buffered stream as "ready" was: communicate()
         # would read the pipe beneath it and lose what the buffer holds.
         assert proc.stdout is not None
-        out = proc.stdout.read()
+        with proc.stdout:
+            out = proc.stdout.read()
         assert proc.wait(timeout=30) == -signal.SIGKILL, out[-2000:]
         # The last line may be cut by the kill: only whole lines were acknowledged.
         for line in out.splitlines(keepends=True):

@@ -67,7 +67,8 @@ def run_round(root: Path, rng: random.Random, durability: str, first: int) -> Ac
         # Read through the same buffered stream as "ready" was: communicate()
         # would read the pipe beneath it and miss what the buffer holds.
         assert proc.stdout is not None
-        out = proc.stdout.read()
+        with proc.stdout:
+            out = proc.stdout.read()
         assert proc.wait(timeout=30) == -signal.SIGKILL
         for line in out.splitlines():
             if line and line[0] in "SH":

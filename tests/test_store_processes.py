@@ -164,3 +164,29 @@ def test_processes_racing_on_an_empty_group_agree_on_one_baseline(tmp_path: Path
         baseline = store.get_by_seq(seq or 0)
         assert baseline.run_id == run_id
         assert store.baseline("TRAINING", baseline.comparison_key or "") == baseline
+
+
+# -- 8 processes creating one new store at once --------------------------------------
+
+
+def _open_new_stores(root: str, barrier: str, worker: int, peers: int, rounds: int) -> list[str]:
+    """Open store ``n`` of ``rounds`` new ones, all peers at once; what each open raised."""
+    failures = []
+    for n in range(rounds):
+        gate = Path(barrier) / f"round-{n}"
+        gate.mkdir(exist_ok=True)
+        _wait_for_peers(gate, worker, peers)
+        try:
+            SnapshotStore(Path(root).with_name(f"new-{n}")).close()
+        except Exception as exc:  # reported to the test, which fails on any
+            failures.append(f"round {n}: {type(exc).__name__}: {exc}")
+    return failures
+
+
+def test_eight_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
+    rounds = 40
+    results = _run_workers(tmp_path, _open_new_stores, 8, rounds)
+    assert [failure for worker in results for failure in worker] == []
+    for n in range(rounds):
+        with SnapshotStore(tmp_path / f"new-{n}") as store:
+            assert store.verify().ok

@@ -13,6 +13,7 @@ store then replays the log, which always wins.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import zlib
 from array import array
@@ -69,17 +70,19 @@ def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -
 
 
 def load_checkpoint(
-    root: Path, log: Path, *, strict: bool = False
+    root: Path, log: Path, *, strict: bool = False, data: bytes | None = None
 ) -> tuple[SnapshotIndex, LogPosition] | None:
     """The index as of the newest checkpoint of ``log``, or None if there is no usable one.
 
     With ``strict``, an unusable checkpoint raises CorruptionError instead.
+    ``data``: the bytes of index.parquet, already read (verify judges one
+    reading of the file, which another process may replace at any time).
     """
     parquet = root / INDEX_PARQUET
     try:
         # Read through the open file, not from a copy of its bytes: the copy
         # would be held until the index is built, at the process's peak.
-        source = parquet.open("rb")
+        source: BinaryIO = parquet.open("rb") if data is None else io.BytesIO(data)
     except FileNotFoundError:
         return None
     try:

@@ -143,7 +143,10 @@ class LocalBackend:
                 for name in sorted(p.name for p in self.root.iterdir())
                 if name not in _PRE_MARKER and not _io.is_temp_name(name)
             ]
-            if foreign:
+            # A peer creating the store at the same time writes its marker
+            # before any other file: files seen with a marker there by now
+            # are that peer's, not a foreign directory's.
+            if foreign and not marker.exists():
                 raise NotAStoreError(
                     f"{self.root} is not a snapstore store (no {MARKER} file) but holds "
                     f"{', '.join(foreign[:5])}; pick an empty directory, or migrate an "
@@ -156,14 +159,9 @@ class LocalBackend:
             }
             # Exclusive: two processes creating one store both end up with one marker.
             self._fs.create_exclusive(marker, orjson.dumps(document, option=orjson.OPT_INDENT_2))
-        try:
-            found = orjson.loads(marker.read_bytes()).get("format")
-        except (orjson.JSONDecodeError, AttributeError):
-            found = None
-        if found != STORE_FORMAT:
-            raise NotAStoreError(
-                f"{marker} names store format {found!r}; this snapstore reads format {STORE_FORMAT}"
-            )
+        problem = marker_problem(self.root)
+        if problem is not None:
+            raise NotAStoreError(problem)
 
     def _open_log(
         self,
@@ -422,6 +420,22 @@ class LocalBackend:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self.get_by_seq(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def marker_problem(root: Path) -> str | None:
+    """Why the store marker of ``root`` cannot be used, or None when it names our format."""
+    marker = root / MARKER
+    try:
+        found = orjson.loads(marker.read_bytes()).get("format")
+    except (orjson.JSONDecodeError, AttributeError):
+        found = None
+    if found == STORE_FORMAT:
+        return None
+    return (
+        f"{marker} names store format {found!r}; this snapstore reads format {STORE_FORMAT}. "
+        f"If the file was damaged, restore it from a backup, or write "
+        f'{{"format": {STORE_FORMAT}}} into it: the logs do not depend on its other fields'
+    )
 
 
 def checkpoint_interval(count: int, every: int) -> int:

@@ -14,6 +14,7 @@ offset. repair, under the writer lock:
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from snapstore._local import (
     SNAPSHOT_LOG,
     LocalBackend,
     index_snapshot,
+    marker_problem,
     snapshot_problem,
 )
 from snapstore._lock import WriterLock
@@ -54,7 +56,7 @@ from snapstore._snapshot_index import IndexRow, SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from snapstore._io import FileSystem
@@ -221,27 +223,70 @@ def _findings(scan: _LogScan) -> list[Finding]:
     return [Finding(scan.path, d.reason, d.offset, d.line) for d in scan.damage]
 
 
-def _stable_size(fs: FileSystem, path: Path, lock_path: Path) -> int:
-    """The file's size at a moment no writer is mid-append (taken under its lock)."""
+@contextlib.contextmanager
+def _cut(
+    fs: FileSystem, lock_path: Path, logs: list[Path], *, hold: bool
+) -> Iterator[tuple[list[int], WriterLock]]:
+    """The sizes of ``logs`` at one moment no writer is mid-commit: one consistent cut.
+
+    Taken under the writer lock, so every record below a cut is whole, and a
+    pin below the pin log's cut names a snapshot below the snapshot log's
+    (a pin is committed after the snapshot it names). Below the cut the logs
+    only grow, so a check can scan them after the lock is released; repair
+    (``hold``) keeps the lock until it is done, so that nothing it judged can
+    change before it acts.
+    """
     lock = WriterLock(lock_path, fs, _VERIFY_LOCK_TIMEOUT)
     try:
-        with lock:
-            return path.stat().st_size
+        lock.acquire()
+        try:
+            sizes = [path.stat().st_size if path.exists() else 0 for path in logs]
+            if hold:
+                yield sizes, lock
+        finally:
+            lock.release()
+        if not hold:
+            yield sizes, lock
     finally:
         lock.close()
+
+
+def _check_log(
+    fs: FileSystem,
+    path: Path,
+    size: int,
+    on_record: Callable[[LogRecord], str | None],
+    repairing: _Repairing | None,
+) -> CheckReport:
+    """Check ``path`` up to ``size``; with ``repairing`` (under the lock), move its damage aside."""
+    report = CheckReport(files=1)
+    scan = _scan_log(fs, path, size, on_record)
+    if repairing is not None:
+        report.actions = _repair_log(fs, scan, repairing)
+    report.findings = _findings(scan)
+    report.records = len(scan.good)
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Repairing:
+    """What repair of one log needs besides the scan: where damage goes, the log's mark."""
+
+    quarantine_dir: Path
+    mark: SyncedMark
+    dry_run: bool
 
 
 # -- fixing one log --------------------------------------------------------------
 
 
-def _repair_log(
-    fs: FileSystem, scan: _LogScan, quarantine_dir: Path, mark: SyncedMark, dry_run: bool
-) -> list[str]:
+def _repair_log(fs: FileSystem, scan: _LogScan, repairing: _Repairing) -> list[str]:
     """Move the damage of a scanned log aside; the caller holds the log's writer lock."""
     if not scan.damage:
         return []
     kept = len(scan.good)
-    if dry_run:
+    quarantine_dir, mark = repairing.quarantine_dir, repairing.mark
+    if repairing.dry_run:
         return [
             f"would move {len(d.data)} bytes at {scan.path} byte {d.offset} to quarantine"
             for d in scan.damage
@@ -280,34 +325,6 @@ def _repair_log(
     return actions
 
 
-def _check_log(
-    fs: FileSystem,
-    path: Path,
-    *,
-    lock_path: Path,
-    mark_slot: int,
-    quarantine_dir: Path,
-    on_record: Callable[[LogRecord], str | None],
-    repair: bool,
-    dry_run: bool,
-) -> tuple[CheckReport, _LogScan]:
-    report = CheckReport(files=1)
-    if repair:
-        lock = WriterLock(lock_path, fs, _VERIFY_LOCK_TIMEOUT)
-        try:
-            with lock:
-                scan = _scan_log(fs, path, path.stat().st_size, on_record)
-                mark = SyncedMark(fs, lock, mark_slot)
-                report.actions = _repair_log(fs, scan, quarantine_dir, mark, dry_run)
-        finally:
-            lock.close()
-    else:
-        scan = _scan_log(fs, path, _stable_size(fs, path, lock_path), on_record)
-    report.findings = _findings(scan)
-    report.records = len(scan.good)
-    return report, scan
-
-
 # -- histories ---------------------------------------------------------------
 
 
@@ -326,51 +343,59 @@ def check_history(
         keys.add(record.key)
         return None
 
-    with storage_errors(path):
-        report, _ = _check_log(
-            fs,
-            path,
-            lock_path=path.with_name(path.name + ".lock"),
-            mark_slot=0,
-            quarantine_dir=quarantine_dir or path.with_name(path.name + ".quarantine"),
-            on_record=unique_key,
-            repair=repair,
-            dry_run=dry_run,
-        )
-    return report
+    quarantine_dir = quarantine_dir or path.with_name(path.name + ".quarantine")
+    lock_path = path.with_name(path.name + ".lock")
+    with storage_errors(path), _cut(fs, lock_path, [path], hold=repair) as ((size,), lock):
+        repairing = _Repairing(quarantine_dir, SyncedMark(fs, lock), dry_run) if repair else None
+        return _check_log(fs, path, size, unique_key, repairing)
 
 
 # -- stores ------------------------------------------------------------------
 
 
 def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> CheckReport:
-    """Verify (or repair) every file of the store at ``root``."""
+    """Verify (or repair) every file of the store at ``root``, beside live writers.
+
+    One consistent view: the snapshot and pin logs are judged up to one cut
+    (see ``_cut``), and the checkpoint files are read before it, so that they
+    cover no record the check did not scan (a checkpoint only ever covers
+    records already in the log). repair decides and acts under the writer
+    lock; verify holds it only to take the cut.
+    """
     fs = _io.current()
     if not (root / MARKER).is_file():
         raise InvalidInputError(f"{root} is not a snapstore store (no {MARKER} file)")
+    problem = marker_problem(root)
+    if problem is not None:
+        # Nothing else is touched: a store that cannot be opened is not
+        # repaired on a guess of what it holds.
+        return CheckReport(findings=[Finding(root / MARKER, problem)], files=1)
     report = CheckReport()
     replay = _Replay()
     quarantine_dir = root / QUARANTINE_DIR
-    logs_changed = False
+    logs = [
+        (root / SNAPSHOT_LOG, SNAPSHOT_SLOT, replay.snapshot),
+        (root / BASELINE_LOG, BASELINE_SLOT, replay.pin),
+    ]
     with storage_errors(root):
-        logs = (
-            (SNAPSHOT_LOG, SNAPSHOT_SLOT, replay.snapshot),
-            (BASELINE_LOG, BASELINE_SLOT, replay.pin),
-        )
-        for name, slot, check in logs:
-            if (root / name).exists():
-                part, _ = _check_log(
-                    fs,
-                    root / name,
-                    lock_path=root / LOCK_FILE,
-                    mark_slot=slot,
-                    quarantine_dir=quarantine_dir,
-                    on_record=check,
-                    repair=repair,
-                    dry_run=dry_run,
-                )
-                report.merge(part)
-                logs_changed = logs_changed or bool(part.actions)
+        indices = None if repair else _read_indices(root)
+        paths = [path for path, _, _ in logs]
+        with _cut(fs, root / LOCK_FILE, paths, hold=repair) as (sizes, lock):
+            logs_changed = False
+            for (path, slot, on_record), size in zip(logs, sizes, strict=True):
+                if path.exists():
+                    mark = SyncedMark(fs, lock, slot)
+                    repairing = _Repairing(quarantine_dir, mark, dry_run) if repair else None
+                    part = _check_log(fs, path, size, on_record, repairing)
+                    report.merge(part)
+                    logs_changed = logs_changed or bool(part.actions)
+            if repair:
+                damaged = _judge_indices(root, _read_indices(root), replay.index)
+                if logs_changed or damaged:
+                    # Only then: a dry run of a clean store must have nothing to do.
+                    report.actions.extend(_rebuild_indices(root, dry_run))
+        if indices is not None:
+            report.findings.extend(_judge_indices(root, indices, replay.index))
         for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
             report.merge(
                 check_history(
@@ -379,12 +404,6 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
             )
         for directory in (root, root / HISTORY_DIR, quarantine_dir):
             report.merge(_check_temps(fs, directory, repair=repair, dry_run=dry_run))
-        index_findings = _check_indices(root, replay.index)
-        if not repair:
-            report.findings.extend(index_findings)
-        elif logs_changed or index_findings:
-            # Only then: a dry run of a clean store must have nothing to do.
-            report.actions.extend(_rebuild_indices(root, dry_run))
     return report
 
 
@@ -471,31 +490,65 @@ def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
     return [f"rebuilt {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
 
 
-def _check_indices(root: Path, replay: SnapshotIndex) -> list[Finding]:
+@dataclass(frozen=True, slots=True)
+class _Indices:
+    """One reading of the derived files: each loaded, or why it could not be, or None (absent).
+
+    Other processes replace them at any time (atomically, one after the
+    other): each is read once, and judged as read.
+    """
+
+    parquet: tuple[SnapshotIndex, LogPosition] | str | None
+    parquet_crc: str | None
+    document: dict[str, Any] | str | None
+
+
+def _read_indices(root: Path) -> _Indices:
+    try:
+        data: bytes | None = (root / INDEX_PARQUET).read_bytes()
+    except FileNotFoundError:
+        data = None
+    parquet: tuple[SnapshotIndex, LogPosition] | str | None = None
+    if data is not None:
+        try:
+            parquet = load_checkpoint(root, root / SNAPSHOT_LOG, strict=True, data=data)
+        except (CorruptionError, OSError) as exc:
+            parquet = f"unreadable checkpoint: {exc}"
+    document: dict[str, Any] | str | None
+    try:
+        body = orjson.loads((root / INDEX_JSON).read_bytes())
+        read_position(body)
+        document = body
+    except FileNotFoundError:
+        document = None
+    except (orjson.JSONDecodeError, OSError, ValueError) as exc:
+        document = f"not a snapstore index document: {exc}"
+    crc = None if data is None else f"{zlib.crc32(data):08x}"
+    return _Indices(parquet, crc, document)
+
+
+def _judge_indices(root: Path, indices: _Indices, replay: SnapshotIndex) -> list[Finding]:
     """Derived files must agree with the log as it stood at the position each covers.
 
     Either may be absent, or stale (covering an earlier position): both are
     legitimate after a crash. Content that disagrees with the log is not.
     """
-    parquet, document = root / INDEX_PARQUET, root / INDEX_JSON
     findings: list[Finding] = []
     parquet_seq: int | None = None
-    if parquet.exists():
-        found, parquet_seq = _check_parquet(root, replay)
+    if indices.parquet is not None:
+        found, parquet_seq = _judge_parquet(root / INDEX_PARQUET, indices.parquet, replay)
         findings.extend(found)
-    if document.exists():
-        findings.extend(_check_index_json(document, parquet, parquet_seq, replay))
+    if indices.document is not None:
+        findings.extend(_judge_index_json(root, indices, parquet_seq, replay))
     return findings
 
 
-def _check_parquet(root: Path, replay: SnapshotIndex) -> tuple[list[Finding], int | None]:
+def _judge_parquet(
+    parquet: Path, loaded: tuple[SnapshotIndex, LogPosition] | str, replay: SnapshotIndex
+) -> tuple[list[Finding], int | None]:
     """Findings about index.parquet, and the seq it covers (None if unreadable)."""
-    parquet = root / INDEX_PARQUET
-    try:
-        loaded = load_checkpoint(root, root / SNAPSHOT_LOG, strict=True)
-    except (CorruptionError, OSError) as exc:
-        return [Finding(parquet, f"unreadable checkpoint: {exc}")], None
-    assert loaded is not None
+    if isinstance(loaded, str):
+        return [Finding(parquet, loaded)], None
     index, position = loaded
     # The position must name a record of the log exactly: its seq, where it
     # ends and its length (a changed digit of the offset is damage too).
@@ -510,19 +563,21 @@ def _check_parquet(root: Path, replay: SnapshotIndex) -> tuple[list[Finding], in
     return found, position.seq
 
 
-def _check_index_json(
-    document: Path, parquet: Path, parquet_seq: int | None, replay: SnapshotIndex
+def _judge_index_json(
+    root: Path, indices: _Indices, parquet_seq: int | None, replay: SnapshotIndex
 ) -> list[Finding]:
     """The document must agree with the log at the position it covers.
 
     It may lag behind index.parquet (a crash between the two atomic writes),
-    which is harmless; content that disagrees with the log is not.
+    or be newer than the parquet file read (a checkpoint written between the
+    two readings), which is harmless; content that disagrees with the log is not.
     """
-    try:
-        body: Any = orjson.loads(document.read_bytes())
-        covered = read_position(body)
-    except (orjson.JSONDecodeError, OSError, ValueError) as exc:
-        return [Finding(document, f"not a snapstore index document: {exc}")]
+    document = root / INDEX_JSON
+    body = indices.document
+    if isinstance(body, str):
+        return [Finding(document, body)]
+    assert body is not None
+    covered = read_position(body)
     if not _is_log_position(replay, covered):
         return [Finding(document, _not_in_log(covered))]
     expected = _replay_prefix(replay, covered.seq)
@@ -532,10 +587,13 @@ def _check_index_json(
     # Written as a pair: when both cover one position, the document records
     # the parquet file's CRC, so any changed byte of it is detected (also one
     # that leaves it readable, in the copy of the schema in its footer, say).
-    if parquet_seq == covered.seq:
-        crc = f"{zlib.crc32(parquet.read_bytes()):08x}"
-        if body.get("parquet_crc32") != crc:
-            findings.append(Finding(parquet, f"CRC {crc} differs from the one {INDEX_JSON} holds"))
+    if parquet_seq == covered.seq and body.get("parquet_crc32") != indices.parquet_crc:
+        findings.append(
+            Finding(
+                root / INDEX_PARQUET,
+                f"CRC {indices.parquet_crc} differs from the one {INDEX_JSON} holds",
+            )
+        )
     return findings
 
 

@@ -1,0 +1,164 @@
+"""verify and repair beside live writers: one consistent view, never a false alarm.
+
+Each test lets another handle commit at the worst moment of a check (between
+the scan of the snapshot log and that of the pin log, or while the
+checkpoint files are read), deterministically, through a hook on the checker.
+The many-writers soak (tests/test_multiwriter_soak.py) does the same at
+random moments with real processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore import _repair as repair_module
+from snapstore._local import MARKER, SNAPSHOT_LOG
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+def snap(run: str, stage: str = "train", group: int = 0) -> NormalizedSnapshot:
+    return NormalizedSnapshot(f"run-{run}", stage, metrics={"auc": 0.5}, config={"group": group})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SnapshotStore]:
+    with SnapshotStore(tmp_path / "store", checkpoint_every=1) as opened:
+        first = opened.save_snapshot(snap("a"))
+        opened.get_or_establish_baseline(first)
+        opened.checkpoint()
+        yield opened
+
+
+def interlope_after(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    when: Callable[[tuple[Any, ...]], bool],
+    act: Callable[[], object],
+) -> list[object]:
+    """Run ``act`` once, right after the checker's ``name`` returns for arguments ``when`` picks."""
+    original = getattr(repair_module, name)
+    done: list[object] = []
+
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if not done and when(args):
+            done.append(act())
+        return result
+
+    monkeypatch.setattr(repair_module, name, hooked)
+    return done
+
+
+def after_snapshot_scan(args: tuple[Any, ...]) -> bool:
+    path: Path = args[1]
+    return path.name == SNAPSHOT_LOG
+
+
+def pin_a_new_group(root: Path) -> Callable[[], NormalizedSnapshot]:
+    def act() -> NormalizedSnapshot:
+        with SnapshotStore(root) as other:
+            saved = other.save_snapshot(snap("b", group=1))
+            return other.get_or_establish_baseline(saved)
+
+    return act
+
+
+def test_verify_is_clean_when_a_pin_is_committed_during_the_check(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = interlope_after(
+        monkeypatch, "_scan_log", after_snapshot_scan, pin_a_new_group(store.root)
+    )
+    report = store.verify()
+    assert done, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+
+
+def test_repair_keeps_a_pin_committed_during_the_repair(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer tries to pin while repair is between its scans. Repair decides
+    # under the writer lock, so the pin waits for it, and is then kept.
+    pins: list[NormalizedSnapshot] = []
+    writer = threading.Thread(target=lambda: pins.append(pin_a_new_group(store.root)()))
+    started = interlope_after(monkeypatch, "_scan_log", after_snapshot_scan, writer.start)
+    report = store.repair()
+    writer.join(60)
+    assert started, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+    assert not any("moved" in action for action in report.actions), report.actions
+    (pinned,) = pins
+    store.refresh()
+    assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
+    assert store.verify().ok
+    # The pin's seq is never handed to another group.
+    assert store.get_or_establish_baseline(snap("c", group=2)).run_id == "run-c"
+    assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
+
+
+def save_and_checkpoint(root: Path) -> Callable[[], object]:
+    def act() -> object:
+        with SnapshotStore(root) as other:
+            other.save_snapshot(snap("d"))
+            other.checkpoint()
+        return True
+
+    return act
+
+
+def test_verify_is_clean_when_a_checkpoint_is_written_during_the_check(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = interlope_after(
+        monkeypatch, "_scan_log", after_snapshot_scan, save_and_checkpoint(store.root)
+    )
+    report = store.verify()
+    assert done, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+
+
+def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between reading index.parquet and snapshot_index.json, another handle
+    # rewrites both: the pair read is not one pair, and must not look damaged.
+    done = interlope_after(
+        monkeypatch, "load_checkpoint", lambda _: True, save_and_checkpoint(store.root)
+    )
+    report = store.verify()
+    assert done, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b'{"format": 99}'])
+@pytest.mark.parametrize("command", ["verify", "repair"])
+def test_a_damaged_marker_is_reported_and_left_alone(
+    tmp_path: Path, damage: bytes, command: str
+) -> None:
+    root = tmp_path / "store"
+    with SnapshotStore(root) as store:
+        store.save_snapshot(snap("a"))
+    (root / MARKER).write_bytes(damage)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    report = repair_module.check_store(root, repair=command == "repair")
+    assert not report.ok
+    assert any(MARKER in str(f) for f in report.findings), report.findings
+    result = subprocess.run(
+        [sys.executable, "-m", "snapstore", command, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert MARKER in result.stdout + result.stderr
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
