@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from snapstore import (
     NotFoundError,
     SnapstoreError,
 )
+from workers import WAIT, append_many
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -266,3 +269,48 @@ def test_path_must_end_in_jsonl(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"\.jsonl"):
         IterationHistory(tmp_path / "history.json")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- one lock per log, whatever path reaches it ---------------------------------------
+
+
+def test_writers_through_a_symlink_and_the_real_name_share_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "runs" / "train.jsonl"
+    real.parent.mkdir()
+    IterationHistory(real).close()
+    via_file = tmp_path / "alias.jsonl"
+    via_file.symlink_to(real)
+    via_dir = tmp_path / "linked-runs"
+    via_dir.symlink_to(real.parent)
+    paths = [real, via_file, via_dir / "train.jsonl"]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(paths))
+    writers = [
+        context.Process(target=append_many, args=(str(path), w, 150, start))
+        for w, path in enumerate(paths)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(WAIT)
+        assert writer.exitcode == 0
+    with IterationHistory(real) as history:
+        records = list(history)
+        assert history.verify().ok
+    assert [r.seq for r in records] == list(range(1, 3 * 150 + 1))
+    assert sorted((r.data["writer"], r.data["i"]) for r in records) == sorted(
+        (w, i) for w in range(3) for i in range(150)
+    )
+    assert not any(p.suffix == ".bin" for p in tmp_path.rglob("*")), "records were quarantined"
+
+
+def test_a_log_with_a_second_hard_link_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    with IterationHistory(path) as history:
+        history.append({"i": 1})
+    os.link(path, tmp_path / "other.jsonl")
+    before = path.read_bytes()
+    for name in (path, tmp_path / "other.jsonl"):
+        with pytest.raises(InvalidInputError, match="2 hard links"):
+            IterationHistory(name)
+    assert path.read_bytes() == before

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -376,19 +378,33 @@ def dead_pid() -> int:
     return int(child.stdout)
 
 
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    """The pid of a running process other than this one."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+@contextlib.contextmanager
+def held_by_a_live_writer(path: Path) -> Iterator[int]:
+    """Create ``path`` in another process that holds its lock, as a writer at work does."""
+    script = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "os.write(fd, b'partial')\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "locked"
         yield child.pid
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def test_stale_temp_files_are_found_and_removed_but_live_ones_are_left(
-    pristine: Path, tmp_path: Path, dead_pid: int, live_pid: int
+    pristine: Path, tmp_path: Path, dead_pid: int
 ) -> None:
     root = copy_store(pristine, tmp_path, "store", {})
     stale = [
@@ -397,18 +413,39 @@ def test_stale_temp_files_are_found_and_removed_but_live_ones_are_left(
     ]
     (root / QUARANTINE).mkdir()
     stale.append(root / QUARANTINE / _temp_name("snapshots.jsonl.0.1.bin", dead_pid))
-    # A live writer's work in progress, and one of another host (whose
-    # processes cannot be checked): neither may be reported or removed.
-    alive = [
-        root / _temp_name(DOCUMENT, live_pid),
-        root / _temp_name(PARQUET, dead_pid, "0badf00d"),
-    ]
-    for path in stale + alive:
+    for path in stale:
         path.write_bytes(b"partial")
-    found, repaired = verify_and_repair(root)
-    assert {(f.path, f.offset) for f in found.findings} == {(path, None) for path in stale}
-    assert sum("removed stale temp file" in action for action in repaired.actions) == len(stale)
-    assert [path for path in stale + alive if path.exists()] == alive
+    # A live writer's work in progress (it holds the file's lock), and one of
+    # another host (whose locks may not show here): neither may be reported or
+    # removed.
+    other_host = root / _temp_name(PARQUET, dead_pid, "0badf00d")
+    other_host.write_bytes(b"partial")
+    with held_by_a_live_writer(root / _temp_name(DOCUMENT, os.getpid() + 1)) as writer:
+        alive = [root / _temp_name(DOCUMENT, os.getpid() + 1), other_host]
+        assert writer > 0
+        found, repaired = verify_and_repair(root)
+        assert {(f.path, f.offset) for f in found.findings} == {(path, None) for path in stale}
+        assert sum("removed stale temp file" in action for action in repaired.actions) == len(stale)
+        assert [path for path in stale + alive if path.exists()] == alive
+
+
+def test_a_live_writers_temp_named_with_a_pid_free_here_is_left(
+    pristine: Path, tmp_path: Path, dead_pid: int
+) -> None:
+    # Two containers with one hostname: a writer in the other PID namespace
+    # names its temp file with a pid that no process here has. Opening the
+    # store, verify and repair must all leave its work in progress alone.
+    root = copy_store(pristine, tmp_path, "store", {})
+    temp = root / _temp_name(PARQUET, dead_pid)
+    with held_by_a_live_writer(temp):
+        SnapshotStore(root).close()
+        found, repaired = verify_and_repair(root)
+        assert temp.exists()
+        assert found.ok, found.findings
+        assert not any("temp" in action for action in repaired.actions)
+    # Its writer gone (the lock dropped with it), the file is abandoned.
+    SnapshotStore(root).close()
+    assert not temp.exists()
 
 
 def test_dry_run_changes_nothing(pristine: Path, tmp_path: Path, dead_pid: int) -> None:

@@ -25,11 +25,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+if sys.platform != "win32":
+    import fcntl
+
 _IS_WINDOWS = sys.platform == "win32"
 _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
-# Temp files carry their creator's host and pid, so a later open can tell a
-# crashed writer's leftover from a live writer's work in progress.
+# A temp file's writer holds an exclusive flock on it from its creation until
+# it is published or removed. The kernel drops the lock when the writer dies,
+# in whatever PID namespace or container it ran, so "nobody holds its lock" is
+# what proves a temp file abandoned; a pid in its name would not (another
+# namespace's live writer can carry a pid that is free here). The name keeps
+# the host and pid for people reading a directory, and the host tag keeps
+# cleanup away from other hosts' files, whose locks a shared file system may
+# not show.
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[^.]+\.tmp$")
 
@@ -63,14 +72,29 @@ class FileSystem:
             return os.open(path, flags), False
 
     def open_temp(self, directory: Path, target: str) -> tuple[int, Path]:
-        """Create a uniquely named temp file (O_EXCL) for an atomic write of ``target``."""
-        fd, name = tempfile.mkstemp(
-            prefix=f".{target}.{_HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=directory
-        )
-        if not _IS_WINDOWS:
-            # mkstemp creates 0600; the published file should read like the logs.
-            os.fchmod(fd, 0o644)
-        return fd, Path(name)
+        """Create a uniquely named temp file (O_EXCL) for an atomic write of ``target``.
+
+        The file is returned locked (see ``_HOST_TAG``); it stays locked until
+        its descriptor is closed, so close it only once it is published or removed.
+        """
+        while True:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{target}.{_HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=directory
+            )
+            if _IS_WINDOWS:
+                return fd, Path(name)
+            try:
+                # mkstemp creates 0600; the published file should read like the logs.
+                os.fchmod(fd, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # In the instant between mkstemp and flock, a cleanup may have
+                # found the new file unlocked and removed it: then make another.
+                if _names(Path(name), fd):
+                    return fd, Path(name)
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
 
     def write(self, fd: int, data: bytes) -> None:
         """Write all of ``data``; a short write continues where it stopped."""
@@ -175,26 +199,30 @@ class FileSystem:
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Replace ``path`` with ``data``: readers see the old or the new file, never a mix.
 
-        temp (unique name, O_EXCL) -> write all -> sync -> rename over -> sync the
-        directory. The temp is removed on any failure before the rename, and the
-        original error propagates.
+        temp (unique name, O_EXCL, locked) -> write all -> sync -> rename over ->
+        sync the directory. The temp is removed on any failure before the
+        rename, and the original error propagates.
         """
         fd, temp = self.open_temp(path.parent, path.name)
         try:
-            try:
-                self.write(fd, data)
-                # The data must be on disk before the rename can make it visible,
-                # or a crash could leave the new name pointing at an empty file.
-                self.sync(fd)
-            finally:
-                self.close(fd)
+            self.write(fd, data)
+            # The data must be on disk before the rename can make it visible,
+            # or a crash could leave the new name pointing at an empty file.
+            self.sync(fd)
+            # Renamed while its descriptor (and so its lock) is still held: a
+            # cleanup never takes a temp file whose writer is still at work.
             self.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
+                self.close(fd)
+            with contextlib.suppress(OSError):
                 self.unlink(temp)
             raise
-        # The rename is not durable until the directory entry is.
-        self.sync_dir(path.parent)
+        try:
+            self.close(fd)
+        finally:
+            # The rename is not durable until the directory entry is.
+            self.sync_dir(path.parent)
 
     def create_exclusive(self, path: Path, data: bytes) -> bool:
         """Create ``path`` holding ``data`` unless it exists; never a partial file.
@@ -204,43 +232,46 @@ class FileSystem:
         """
         fd, temp = self.open_temp(path.parent, path.name)
         try:
-            try:
-                self.write(fd, data)
-                self.sync(fd)
-            finally:
-                self.close(fd)
+            self.write(fd, data)
+            self.sync(fd)
             try:
                 self.link(temp, path)
             except FileExistsError:
                 return False
-            finally:
-                with contextlib.suppress(OSError):
-                    self.unlink(temp)
-        except BaseException:
+            # The new entry is not durable until the directory is synced.
+            self.sync_dir(path.parent)
+            return True
+        finally:
+            # The temp name goes while its lock is held, then the descriptor.
             with contextlib.suppress(OSError):
                 self.unlink(temp)
-            raise
-        self.sync_dir(path.parent)
-        return True
+            self.close(fd)
 
     def remove_stale_temps(self, directory: Path) -> list[Path]:
-        """Remove temp files left by crashed writers of this host; return them."""
+        """Remove temp files abandoned by writers of this host; return them."""
         removed: list[Path] = []
         for path in stale_temps(directory):
-            with contextlib.suppress(FileNotFoundError):
-                self.unlink(path)
-                removed.append(path)
+            abandoned = _lock_abandoned(path)
+            if abandoned is None:
+                continue  # its writer is back at work, or it is gone already
+            try:
+                # Removed while we hold its lock: its writer cannot be at work.
+                with contextlib.suppress(FileNotFoundError):
+                    self.unlink(path)
+                    removed.append(path)
+            finally:
+                os.close(abandoned)
         if removed:
             self.sync_dir(directory)
         return removed
 
 
 def stale_temps(directory: Path) -> list[Path]:
-    """Temp files in ``directory`` left by crashed writers of this host, sorted.
+    """Temp files in ``directory`` that writers of this host abandoned, sorted.
 
-    A temp file belongs to a crashed writer when its creator's pid no longer
-    exists here. Temps of live processes and of other hosts (whose processes
-    cannot be checked) are not stale.
+    Abandoned: nobody holds its lock (its writer died, or failed before it
+    could remove it). Another host's temp files are never judged: their
+    writers' locks may not be visible here.
     """
     try:
         names = os.listdir(directory)
@@ -249,29 +280,52 @@ def stale_temps(directory: Path) -> list[Path]:
     stale = []
     for name in sorted(names):
         match = _TEMP_NAME.match(name)
-        if (
-            match is not None
-            and match["host"] == _HOST_TAG
-            and not _process_alive(int(match["pid"]))
-        ):
+        if match is None or match["host"] != _HOST_TAG:
+            continue
+        abandoned = _lock_abandoned(directory / name)
+        if abandoned is not None:
+            os.close(abandoned)
             stale.append(directory / name)
     return stale
 
 
+def _lock_abandoned(path: Path) -> int | None:
+    """A descriptor holding the lock of the temp file ``path`` if nobody else did, else None.
+
+    Never on Windows, where these files are not locked: there, temp files are
+    left for people to remove.
+    """
+    if _IS_WINDOWS:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _names(path, fd):
+            return fd
+    except BlockingIOError:  # its writer holds it: work in progress
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
 def is_temp_name(name: str) -> bool:
     return _TEMP_NAME.match(name) is not None
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid() or _IS_WINDOWS:
-        return True  # on Windows os.kill(pid, 0) would terminate the process
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 _current = FileSystem()

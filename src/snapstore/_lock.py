@@ -16,12 +16,12 @@ import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from snapstore._errors import LockTimeout
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from types import TracebackType
 
     from snapstore._io import FileSystem
@@ -67,6 +67,17 @@ else:
 # belong to a description: parent and child would not exclude each other. After
 # a fork every lock of the child takes a descriptor of its own.
 _LOCKS: weakref.WeakSet[WriterLock] = weakref.WeakSet()
+
+
+def lock_file_of(log: Path) -> Path:
+    """The lock file of the log ``log``: beside the file the path leads to.
+
+    Symlinks are resolved first: a log reached through a link to it (or to its
+    directory) and through its own name must have one lock, or two writers
+    would each hold "the" lock and interleave their appends.
+    """
+    real = Path(os.path.realpath(log))
+    return real.with_name(real.name + ".lock")
 
 
 class WriterLock:

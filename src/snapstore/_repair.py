@@ -15,8 +15,10 @@ offset. repair, under the writer lock:
 from __future__ import annotations
 
 import contextlib
+import os
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,7 +49,7 @@ from snapstore._local import (
     marker_problem,
     snapshot_problem,
 )
-from snapstore._lock import WriterLock
+from snapstore._lock import WriterLock, lock_file_of
 from snapstore._log import LogPosition, read_lines
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
@@ -57,7 +59,6 @@ from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from snapstore._io import FileSystem
 
@@ -343,8 +344,10 @@ def check_history(
         keys.add(record.key)
         return None
 
-    quarantine_dir = quarantine_dir or path.with_name(path.name + ".quarantine")
-    lock_path = path.with_name(path.name + ".lock")
+    if quarantine_dir is None:
+        real = Path(os.path.realpath(path))
+        quarantine_dir = real.with_name(real.name + ".quarantine")
+    lock_path = lock_file_of(path)
     with storage_errors(path), _cut(fs, lock_path, [path], hold=repair) as ((size,), lock):
         repairing = _Repairing(quarantine_dir, SyncedMark(fs, lock), dry_run) if repair else None
         return _check_log(fs, path, size, unique_key, repairing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 from array import array
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
-from snapstore._lock import WriterLock
+from snapstore._lock import WriterLock, lock_file_of
 from snapstore._log import CheckedLog, Durability, Problem, check_write_options
 from snapstore._record import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -24,7 +25,6 @@ from snapstore._record import (
 )
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
@@ -46,6 +46,25 @@ class HistoryRecord:
 
 def _history_record(record: LogRecord) -> HistoryRecord:
     return HistoryRecord(record.seq, utc_from_iso(record.ts), record.data, record.key)
+
+
+def _refuse_second_name(path: Path) -> None:
+    """A log with a second hard link has two names and no way to tell: refuse it.
+
+    Its lock file is derived from a name, so writers through the other name
+    would take another lock and interleave their appends. (Symlinks are
+    resolved, so they are fine.)
+    """
+    try:
+        links = path.stat().st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise InvalidInputError(
+            f"{path} has {links} hard links: writers through another name would not share "
+            "its writer lock. Open it by one name only: remove the other links, or make "
+            "them symbolic links (ln -s)"
+        )
 
 
 class IterationHistory:
@@ -75,10 +94,12 @@ class IterationHistory:
         if self.path.suffix != ".jsonl":
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
         self.max_record_bytes = max_record_bytes
+        _refuse_second_name(self.path)
+        real = Path(os.path.realpath(self.path))
         self._quarantine_dir = (
             Path(quarantine_dir)
             if quarantine_dir is not None
-            else self.path.with_name(self.path.name + ".quarantine")
+            else real.with_name(real.name + ".quarantine")
         )
         fs = _io.current()
         self._index_lock = threading.Lock()
@@ -91,7 +112,7 @@ class IterationHistory:
             check_filesystem(self.path.parent, strict=strict)
             fs.make_dirs(self.path.parent)
             fs.remove_stale_temps(self._quarantine_dir)
-            self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"), fs, lock_timeout)
+            self._lock = WriterLock(lock_file_of(self.path), fs, lock_timeout)
         try:
             self._log = CheckedLog(
                 self.path,
