@@ -20,6 +20,8 @@ from store_fixtures import STAGES
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import pytest
+
 BARRIER_TIMEOUT = 60.0
 RESULT_TIMEOUT = 90.0
 CONFIG = {"model": "gbm", "lr": 0.1}
@@ -190,3 +192,30 @@ def test_eight_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) 
     for n in range(rounds):
         with SnapshotStore(tmp_path / f"new-{n}") as store:
             assert store.verify().ok
+
+
+def test_a_baseline_pinned_between_a_look_and_the_lock_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # B has looked and found the group empty; before B takes the writer lock,
+    # A pins the group. B decides under the lock, after reading every pin
+    # committed so far, so it answers with A's pin instead of pinning its own.
+    config = {"model": "gbm", "lr": 0.1}
+    with SnapshotStore(tmp_path / "s") as a, SnapshotStore(tmp_path / "s") as b:
+        mine = a.save_snapshot(
+            NormalizedSnapshot("run-a", "TRAIN", metrics={"x": 1}, config=config)
+        )
+        decide = b._backend.establish_baseline
+        won: list[NormalizedSnapshot] = []
+
+        def a_pins_first(snap: NormalizedSnapshot) -> NormalizedSnapshot:
+            won.append(a.get_or_establish_baseline(mine))
+            return decide(snap)
+
+        monkeypatch.setattr(b._backend, "establish_baseline", a_pins_first)
+        theirs = NormalizedSnapshot("run-b", "TRAIN", metrics={"x": 2}, config=config)
+        answer = b.get_or_establish_baseline(theirs)
+        assert won == [mine]
+        assert answer == mine
+        assert b.get("run-b", "TRAIN") is None, "B saved a snapshot it did not pin"
+    assert (tmp_path / "s" / "baselines.jsonl").read_bytes().count(b"\n") == 1
