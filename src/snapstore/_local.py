@@ -110,7 +110,6 @@ class LocalBackend:
                 if attempt and (root / INDEX_PARQUET).exists()
                 else 0
             )
-            self._indexed = start or LogPosition()  # the last record the index holds
             self._snapshots = self._open_log(
                 SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
             )
@@ -187,6 +186,8 @@ class LocalBackend:
 
     def _index_snapshot(self, record: LogRecord) -> None:
         with self._index_lock:
+            if self._index.has(record.seq):
+                return  # offered again after an interrupted commit: already held
             try:
                 index_snapshot(self._index, record)
             except (KeyError, TypeError) as exc:
@@ -195,12 +196,10 @@ class LocalBackend:
                 raise CorruptionError(
                     self.root / SNAPSHOT_LOG, record.offset, None, f"not a snapshot record: {exc}"
                 ) from None
-            self._indexed = LogPosition(record.offset + record.length, record.seq, record.length)
 
     def _clear_index(self) -> None:
         with self._index_lock:
             self._index = SnapshotIndex()
-            self._indexed = LogPosition()
         # The log was replaced, or is not the one the checkpoint was taken of
         # (repair rewrote it and crashed before rebuilding the indices): the
         # checkpoint on disk is wrong, not just behind. Replace it at the next save.
@@ -233,6 +232,14 @@ class LocalBackend:
     # -- Backend -------------------------------------------------------------
 
     def save(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        entry = self._entry(snap)
+        self._check_writable()
+        (record,) = self._snapshots.append([entry])
+        self._maybe_checkpoint()
+        return _snapshot_from(record)
+
+    def _entry(self, snap: NormalizedSnapshot) -> Entry:
+        """The log entry that saves ``snap`` (checked and encoded, not yet written)."""
         # The mappings are read-only views: orjson encodes dicts.
         payload = {
             "run_id": snap.run_id,
@@ -242,11 +249,7 @@ class LocalBackend:
             "config": dict(snap.config),
             "data": dict(snap.data),
         }
-        entry = Entry(encode_data(payload, self._max_record_bytes), None)
-        self._check_writable()
-        (record,) = self._snapshots.append([entry])
-        self._maybe_checkpoint()
-        return _snapshot_from(record)
+        return Entry(encode_data(payload, self._max_record_bytes), None)
 
     # Each lookup takes the index lock once, for the seq and its place together.
 
@@ -401,11 +404,12 @@ class LocalBackend:
                 self._checkpoint_lock.release()
 
     def _write_checkpoint(self) -> None:
-        # The position is the index's own, taken under its lock: the log moves
-        # its position before it hands the record to the index, so a checkpoint
-        # taken in between would claim a record the index does not hold.
+        # The position is read off the index copy itself: the log's position
+        # and the index advance one after the other, and an interrupt may fall
+        # between, so only the index can say exactly which records it holds.
         with self._index_lock:
-            image = IndexImage(self._indexed, self._index.copy(), dict(self._baselines))
+            index = self._index.copy()
+        image = IndexImage(covered_position(index), index, dict(self._baselines))
         with storage_errors(self.root):
             write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
         self._checkpointed = image.position.seq
@@ -436,6 +440,22 @@ def marker_problem(root: Path) -> str | None:
         f"If the file was damaged, restore it from a backup, or write "
         f'{{"format": {STORE_FORMAT}}} into it: the logs do not depend on its other fields'
     )
+
+
+def covered_position(index: SnapshotIndex) -> LogPosition:
+    """The log position just after the last snapshot ``index`` holds (empty: the start).
+
+    Trailing slots without a snapshot are an add cut short by an interrupt;
+    the record they were for is offered again by the next catch-up.
+    """
+    seq = index.last_seq()
+    while seq > 0 and not index.has(seq):
+        seq -= 1
+    place = index.place(seq)
+    if place is None:
+        return LogPosition()
+    offset, length = place
+    return LogPosition(offset + length, seq, length)
 
 
 def checkpoint_interval(count: int, every: int) -> int:

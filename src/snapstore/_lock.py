@@ -11,6 +11,7 @@ decide under the lock (a baseline pin) can append through the same log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Self
 from snapstore._errors import LockTimeout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from snapstore._io import FileSystem
@@ -63,6 +65,16 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _owned(lock: object) -> bool:
+    """Whether the calling thread holds the re-entrant ``lock``.
+
+    ``_is_owned`` is the hook threading.Condition relies on; the stubs do not
+    declare it.
+    """
+    is_owned: Callable[[], bool] = getattr(lock, "_is_owned")  # noqa: B009
+    return is_owned()
+
+
 # A forked child shares its parent's open file descriptions, and flock locks
 # belong to a description: parent and child would not exclude each other. After
 # a fork every lock of the child takes a descriptor of its own.
@@ -98,34 +110,63 @@ class WriterLock:
         _LOCKS.add(self)
 
     def acquire(self) -> None:
-        # The uncontended case first: no clock reads, no timeout bookkeeping.
-        deadline = None
-        if not self._thread_lock.acquire(blocking=False):
-            deadline = time.monotonic() + self.timeout
-            if not self._thread_lock.acquire(timeout=self.timeout):
-                raise LockTimeout(self.path, self.timeout)
-        if self._depth == 0:
-            try:
-                if self._inherited:
-                    self._fd, _ = self._fs.open_lock(self.path)
-                    self._inherited = False
-                if not _try_lock(self._fd):
-                    self._wait_for_os_lock(deadline)
-            except BaseException:
+        me = threading.get_ident()
+        if self._owner_thread == me:
+            self._depth += 1  # re-entry by the holder: it already has both locks
+            return
+        try:
+            deadline = self._take_thread_lock()
+            if self._inherited:
+                self._fd, _ = self._fs.open_lock(self.path)
+                self._inherited = False
+            if not _try_lock(self._fd):
+                self._wait_for_os_lock(deadline)
+            # Plain stores, no call between them and the end of the block: an
+            # interrupt cannot fall between taking the locks and owning them.
+            self._depth = 1
+            self._owner_thread = me
+        except BaseException:
+            # Failed or interrupted (Ctrl-C may strike right after a lock call
+            # returned): give back whatever this thread took, or the handle
+            # would stay locked for good.
+            if self._owner_thread != me and _owned(self._thread_lock):
+                with contextlib.suppress(OSError):
+                    _unlock(self._fd)  # ours to drop: no other thread can hold it now
                 self._thread_lock.release()
-                raise
-            self._owner_thread = threading.get_ident()
-        self._depth += 1
+            raise
+
+    def _take_thread_lock(self) -> float | None:
+        """Take the thread lock; the deadline for the OS lock (None: no waiting so far)."""
+        # The uncontended case first: no clock reads, no timeout bookkeeping.
+        if self._thread_lock.acquire(blocking=False):
+            return None
+        deadline = time.monotonic() + self.timeout
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise LockTimeout(self.path, self.timeout)
+        return deadline
 
     def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner_thread = 0
+        if self._depth > 1:
+            self._depth -= 1
+            return
+        self._depth = 0
+        self._owner_thread = 0
+        try:
             _unlock(self._fd)
-        self._thread_lock.release()
+        finally:  # even when an interrupt arrives as flock returns
+            self._thread_lock.release()
 
     def __enter__(self) -> Self:
-        self.acquire()
+        me = threading.get_ident()
+        depth = self._depth if self._owner_thread == me else 0
+        try:
+            self.acquire()
+        except BaseException:
+            # An interrupt as acquire() returns leaves the lock taken, and a
+            # failed __enter__ gets no __exit__: release it here.
+            if self._owner_thread == me and self._depth > depth:
+                self.release()
+            raise
         return self
 
     def __exit__(

@@ -57,6 +57,9 @@ Durability = Literal["fsync", "write"]
 DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 
 _READ_CHUNK = 1 << 20
+# How long a queued writer sleeps before it looks again for a leader: only
+# matters when a leader was interrupted before it could wake the queue.
+_RECHECK_SECONDS = 0.5
 
 
 def check_write_options(durability: object, lock_timeout: object, max_record_bytes: object) -> None:
@@ -97,18 +100,29 @@ class Problem:
 class _Request:
     entries: list[Entry]
     records: list[LogRecord] = field(default_factory=list)
+    # The line written for each record (None: resolved to a stored record).
+    # A leader interrupted after writing hands its batch back to the queue; the
+    # next leader finds these lines in the log instead of writing them twice.
+    lines: list[bytes | None] = field(default_factory=list)
     error: BaseException | None = None
+    done: bool = False
     # A queued request's thread sleeps on ``wake`` (acquired once, so the next
-    # acquire blocks) until a leader releases it: either its records are done,
-    # or ``lead`` is set and it commits the next batch. One lock per waiter, so
-    # a leader wakes exactly the threads it has an answer for.
+    # acquire blocks) until a leader releases it: its records are done, or it
+    # is at the head of the queue and may lead. One lock per waiter, so a
+    # leader wakes exactly the threads it has news for.
     wake: threading.Lock | None = None
-    lead: bool = False
 
     def outcome(self) -> list[LogRecord]:
         if self.error is not None:
             raise self.error
         return self.records
+
+    def wake_up(self) -> None:
+        """Release the waiter; the caller holds the queue lock, so no two release at once."""
+        # A waiter only ever acquires, and every release happens under the queue
+        # lock, so an unlocked ``wake`` means the waiter is already awake.
+        if self.wake is not None and self.wake.locked():
+            self.wake.release()
 
 
 class CheckedLog:
@@ -255,22 +269,10 @@ class CheckedLog:
             self._commit([request])
             return request.outcome()
         with self._queue:
-            if self._leader_active:
-                request.wake = threading.Lock()
-                request.wake.acquire()
-                self._pending.append(request)
-            else:
-                # Nobody is committing: lead at once, with no wait and no wakeup.
-                self._leader_active = True
-        if request.wake is not None:
-            try:
-                request.wake.acquire()
-            except BaseException:  # interrupted while queued (KeyboardInterrupt)
-                self._withdraw(request)
-                raise
-            if not request.lead:
-                return request.outcome()
-        self._lead(request)
+            self._pending.append(request)
+        while not request.done:
+            if not self._lead(request):
+                self._wait(request)
         return request.outcome()
 
     def catch_up_locked(self) -> None:
@@ -288,25 +290,58 @@ class CheckedLog:
 
     # -- internals -----------------------------------------------------------
 
-    def _lead(self, request: _Request) -> None:
-        """Commit a batch: ours, and every request that queued while the last leader worked."""
-        # A new leader was never queued; a successor is the head of the queue.
-        batch = [] if request.lead else [request]
+    def _lead(self, request: _Request) -> bool:
+        """Commit every queued request, unless another thread leads (then False).
+
+        Interrupt-safe: a KeyboardInterrupt (or any exception a signal handler
+        raises) can strike anywhere here. It belongs to this thread alone: the
+        other requests of the batch go back to the head of the queue, unfailed,
+        and the lead is released first thing in ``finally`` (a plain store, no
+        call that could be interrupted) so no waiter is stranded behind it.
+        """
+        leading = False
+        batch: list[_Request] = []
         try:
-            if not request.lead and self._company:
+            with self._queue:
+                if self._leader_active:
+                    if request.wake is None:
+                        request.wake = threading.Lock()
+                        request.wake.acquire()
+                    return False
+                self._leader_active = leading = True
+            if request.wake is None and self._company:  # a new leader, not a woken one
                 self._gather()
-            if self._pending:  # a request queued after this peek is handed the next lead
-                with self._queue:
-                    batch += self._pending
-                    self._pending = []
+            with self._queue:
+                batch, self._pending = self._pending, []
+            if not request.done and request not in batch:
+                batch.append(request)  # dropped by an interrupted leader: ours to finish
             self._company = len(batch) - 1
             self._commit(batch)
+        except BaseException:
+            if leading:
+                with self._queue:
+                    self._pending[:0] = [r for r in batch if r is not request and not r.done]
+            raise
         finally:
+            if leading:
+                self._leader_active = False
+                self._wake(batch)
+        return True
+
+    def _wait(self, request: _Request) -> None:
+        """Sleep until a leader has news for ``request``: done, or ours to lead.
+
+        The wait is bounded: should a leader be interrupted before it woke us,
+        we look again (and lead, if nobody does) instead of sleeping forever.
+        """
+        assert request.wake is not None
+        try:
+            request.wake.acquire(timeout=_RECHECK_SECONDS)
+        except BaseException:  # interrupted while queued: nobody will miss it
             with self._queue:
-                self._pass_lead()
-            for other in batch:
-                if other is not request and other.wake is not None:
-                    other.wake.release()
+                if request in self._pending:
+                    self._pending.remove(request)
+            raise
 
     def _gather(self) -> None:
         """Give the writers of the last batch a moment to queue again before committing.
@@ -319,33 +354,23 @@ class CheckedLog:
         own), and a writer without company never pauses.
         """
         deadline = time.perf_counter() + self._sync_seconds / 2
-        while len(self._pending) < self._company and time.perf_counter() < deadline:
+        # The queue holds our own request too: wait for it and our company.
+        while len(self._pending) <= self._company and time.perf_counter() < deadline:
             time.sleep(0)
 
-    def _pass_lead(self) -> None:
-        """Hand the lead to the oldest queued request; the caller holds ``_queue``.
+    def _wake(self, batch: list[_Request]) -> None:
+        """Wake the finished requests of ``batch``, and the head of the queue to lead next.
 
         Waking one successor, not every waiter, keeps a crowd of writers from
         all waking to find that one of them got the lead. Its batch is taken
         when it runs, so everyone who queues until then shares its sync.
         """
-        if self._pending:
-            successor = self._pending[0]
-            successor.lead = True
-            assert successor.wake is not None
-            successor.wake.release()
-        else:
-            self._leader_active = False
-
-    def _withdraw(self, request: _Request) -> None:
-        # Still queued: nobody will write it. If it was handed the lead, pass
-        # the lead on, or the requests behind it would wait forever. Already
-        # taken into a batch: that leader finishes it; its outcome is unknown.
         with self._queue:
-            if request in self._pending:
-                self._pending.remove(request)
-                if request.lead:
-                    self._pass_lead()
+            for other in batch:
+                if other.done:
+                    other.wake_up()
+            if self._pending:
+                self._pending[0].wake_up()
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
@@ -353,12 +378,37 @@ class CheckedLog:
                 self.check_writable()
                 self._follow(writer=True)
                 self._write_batch(batch)
-        except BaseException as exc:  # every waiting caller learns the outcome
+        except Exception as exc:  # an error of the commit: every caller of the batch learns it
             for request in batch:
-                request.error = exc
+                if not request.done:
+                    request.error, request.done = exc, True
             raise
+        # An interrupt (a BaseException that is not an Exception) is the
+        # interrupted thread's alone: _lead hands the others back to the queue.
 
     def _write_batch(self, batch: list[_Request]) -> None:
+        staged, lines = self._stage(batch)
+        if lines:
+            start = self._position.end
+            try:
+                self._fs.write(self._fd, b"".join(lines))
+            except BaseException:
+                self._undo_partial_write(start)
+                raise
+            if self.durability == "fsync":
+                self._sync(f"records from seq {staged[0].seq} may not be durable")
+                self._advance_mark(start + sum(map(len, lines)))
+            # The index first, the position last: interrupted in between, the
+            # next catch-up offers these records again, and the index (which
+            # ignores seqs it holds) takes in the rest.
+            for record in staged:
+                self._on_record(record)
+            self._advance(staged[-1], len(staged))
+        for request in batch:
+            request.done = True
+
+    def _stage(self, batch: list[_Request]) -> tuple[list[LogRecord], list[bytes]]:
+        """Give the batch's new entries their seqs and lines; resolve the rest."""
         ts = self._clock.now()
         staged: list[LogRecord] = []
         lines: list[bytes] = []
@@ -366,10 +416,17 @@ class CheckedLog:
         offset = self._position.end
         resolve = self._resolve
         for request in batch:
+            if request.records:  # staged by a leader that was interrupted
+                if self._written(request):
+                    request.done = True
+                    continue
+                request.records.clear()
+                request.lines.clear()
             for entry in request.entries:
                 existing = resolve(entry, staged) if resolve is not None else None
                 if existing is not None:
                     request.records.append(existing)
+                    request.lines.append(None)
                     continue
                 seq += 1
                 line = encode_line(seq, ts, entry)
@@ -380,20 +437,19 @@ class CheckedLog:
                 lines.append(line)
                 staged.append(record)
                 request.records.append(record)
-        if not lines:
-            return
-        start = self._position.end
-        try:
-            self._fs.write(self._fd, b"".join(lines))
-        except BaseException:
-            self._undo_partial_write(start)
-            raise
-        if self.durability == "fsync":
-            self._sync(f"records from seq {staged[0].seq} may not be durable")
-            self._advance_mark(offset)
-        self._advance(staged[-1], len(staged))
-        for record in staged:
-            self._on_record(record)
+                request.lines.append(line)
+        return staged, lines
+
+    def _written(self, request: _Request) -> bool:
+        """Whether the lines staged for ``request`` are in the log we have taken in."""
+        end = self._position.end
+        for record, line in zip(request.records, request.lines, strict=True):
+            if line is not None and (
+                record.offset + record.length > end
+                or self._fs.read(self._fd, record.length, record.offset) != line
+            ):
+                return False
+        return True
 
     def _undo_partial_write(self, start: int) -> None:
         # Our own unacknowledged bytes: cut them so the file stays valid. If even
@@ -476,8 +532,9 @@ class CheckedLog:
             self.problems.extend(damaged)
             damaged.clear()
         record = _record_from(obj, offset, length)
-        self._advance(record, 1)
+        # The index first, then the position (see _write_batch).
         self._on_record(record)
+        self._advance(record, 1)
 
     def _recover_tail(self, tail: int, size: int) -> None:
         """Move the damaged tail ``[tail, size)`` to quarantine, keeping whole records in it.

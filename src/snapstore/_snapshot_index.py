@@ -66,22 +66,31 @@ class SnapshotIndex:
         offset: int,
         length: int,
     ) -> None:
-        """Index the snapshot committed as ``seq`` (seqs arrive in increasing order)."""
+        """Index the snapshot committed as ``seq`` (seqs arrive in increasing order).
+
+        Re-entrant: an add cut short by an interrupt is offered again and
+        completes the same entry (every call that could be interrupted comes
+        before the plain stores that count the snapshot and mark it present).
+        """
         self.grow_to(seq)
         # Many snapshots share a run id, stage or comparison key: keep one copy.
         run_id = self.run_ids[seq] = self._intern(run_id)
         stage = self.stages[seq] = self._intern(stage)
         comparison_key = self.comparison_keys[seq] = self._intern(comparison_key)
-        self.offsets[seq] = offset
         self.lengths[seq] = length
         self.created_us[seq] = created_us
         versions = self.latest.setdefault(stage, {})
         group = self.group_latest.setdefault(stage, {})
-        self.prev_version[seq] = versions.get(run_id, 0)
-        self.prev_comparable[seq] = group.get(comparison_key, 0)
+        # On a second offer, the chains may already lead to this very seq.
+        if (previous := versions.get(run_id, 0)) != seq:
+            self.prev_version[seq] = previous
+        if (previous := group.get(comparison_key, 0)) != seq:
+            self.prev_comparable[seq] = previous
         versions[run_id] = seq
         group[comparison_key] = seq
-        self.count += 1
+        if self.offsets[seq] == _MISSING:
+            self.count += 1
+            self.offsets[seq] = offset
 
     def copy(self) -> SnapshotIndex:
         """An independent copy (for a checkpoint written while saves go on)."""
@@ -188,14 +197,16 @@ class SnapshotIndex:
     def grow_to(self, seq: int) -> None:
         # Seqs are gap-free unless repair quarantined a damaged record: a gap
         # is a hole marked _MISSING.
-        missing = seq + 1 - len(self.offsets)
-        if missing <= 0:
+        # Each column grows on its own to the same size, the sentinel last, so
+        # a growth cut short by an interrupt is completed by the next one.
+        size = seq + 1
+        if len(self.comparison_keys) >= size:
             return
-        self.offsets.extend([_MISSING] * missing)
+        self.offsets.extend([_MISSING] * (size - len(self.offsets)))
         for column in (self.lengths, self.created_us, self.prev_version, self.prev_comparable):
-            column.extend([0] * missing)
+            column.extend([0] * (size - len(column)))
         for names in (self.run_ids, self.stages, self.comparison_keys):
-            names.extend([""] * missing)
+            names.extend([""] * (size - len(names)))
 
     def _intern(self, text: str) -> str:
         return self._interned.setdefault(text, text)

@@ -236,11 +236,17 @@ class IterationHistory:
 
     def _index_record(self, record: LogRecord) -> None:
         with self._index_lock:
-            if record.key is not None:
-                self._keys.setdefault(record.key, len(self._seqs))
-            self._seqs.append(record.seq)
+            held = len(self._seqs)
+            if held and record.seq <= self._seqs[held - 1]:
+                return  # offered again after an interrupted commit: already held
+            # seqs is appended last and says what is held: a call cut short by
+            # an interrupt may have left the other columns one longer.
+            del self._offsets[held:], self._lengths[held:]
             self._offsets.append(record.offset)
             self._lengths.append(record.length)
+            if record.key is not None:
+                self._keys.setdefault(record.key, held)
+            self._seqs.append(record.seq)
 
     def _clear_index(self) -> None:
         with self._index_lock:

@@ -58,15 +58,17 @@ _R = TypeVar("_R")
 def _counted(
     primitive: Callable[Concatenate[FileSystem, _P], _R],
 ) -> Callable[Concatenate[FaultInjector, _P], _R]:
-    """Wrap a primitive that fails before it has any effect."""
+    """Wrap a primitive that fails before it has any effect (or, ``after_effect``, after)."""
     name = primitive.__name__
 
     @functools.wraps(primitive)
     def call(self: FaultInjector, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         fault = self._next_call(name)
-        if fault is not None:
-            raise fault
-        return primitive(self, *args, **kwargs)
+        if fault is None:
+            return primitive(self, *args, **kwargs)
+        if self.after_effect:
+            primitive(self, *args, **kwargs)
+        raise fault
 
     return call
 
@@ -82,6 +84,11 @@ class FaultInjector(FileSystem):
     ``write`` first stores the first half of its data, as a write cut short by
     a full disk does. A failing ``close`` still releases the descriptor, as
     ``close(2)`` on Linux does.
+
+    With ``interrupt`` the chosen call raises ``KeyboardInterrupt`` instead, as
+    Ctrl-C (or any exception a signal handler raises) does when it arrives
+    during the call; with ``after_effect`` it arrives once the call has had its
+    effect (a signal handled as the system call returns).
     """
 
     def __init__(
@@ -92,11 +99,15 @@ class FaultInjector(FileSystem):
         persistent: bool = False,
         only: Iterable[str] | None = None,
         torn_writes: bool = False,
+        interrupt: bool = False,
+        after_effect: bool = False,
     ) -> None:
         self.only: frozenset[str] = PRIMITIVES if only is None else frozenset(only)
         if unknown := self.only - PRIMITIVES:
             raise ValueError(f"not primitives of FileSystem: {', '.join(sorted(unknown))}")
         self.torn_writes = torn_writes
+        self.interrupt = interrupt
+        self.after_effect = after_effect
         # Group commit and readers call the seam from several threads.
         self._mutex = threading.Lock()
         self.calls: list[str] = []
@@ -124,7 +135,7 @@ class FaultInjector(FileSystem):
             if persistent is not None:
                 self.persistent = persistent
 
-    def _next_call(self, name: str) -> OSError | None:
+    def _next_call(self, name: str) -> BaseException | None:
         """Count a call of primitive ``name``; return the error it must raise, if any."""
         if name not in self.only:
             return None
@@ -136,6 +147,8 @@ class FaultInjector(FileSystem):
             if number > self.fail_at and not self.persistent:
                 return None
             self.faults += 1
+        if self.interrupt:
+            return KeyboardInterrupt(f"injected interrupt ({name})")
         return OSError(self.error, f"injected fault: {os.strerror(self.error)} ({name})")
 
     open_log = _counted(FileSystem.open_log)
@@ -158,7 +171,9 @@ class FaultInjector(FileSystem):
     def write(self, fd: int, data: bytes) -> None:
         fault = self._next_call("write")
         if fault is not None:
-            if self.torn_writes:
+            if self.after_effect:
+                super().write(fd, data)
+            elif self.torn_writes:
                 super().write(fd, data[: len(data) // 2])
             raise fault
         super().write(fd, data)
