@@ -15,10 +15,8 @@ offset. repair, under the writer lock:
 from __future__ import annotations
 
 import contextlib
-import os
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,9 +54,11 @@ from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
 from snapstore._snapshot_index import IndexRow, SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
+from snapstore.history import default_quarantine_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from snapstore._io import FileSystem
 
@@ -345,8 +345,7 @@ def check_history(
         return None
 
     if quarantine_dir is None:
-        real = Path(os.path.realpath(path))
-        quarantine_dir = real.with_name(real.name + ".quarantine")
+        quarantine_dir = default_quarantine_dir(path)
     lock_path = lock_file_of(path)
     with storage_errors(path), _cut(fs, lock_path, [path], hold=repair) as ((size,), lock):
         repairing = _Repairing(quarantine_dir, SyncedMark(fs, lock), dry_run) if repair else None

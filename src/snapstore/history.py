@@ -48,6 +48,12 @@ def _history_record(record: LogRecord) -> HistoryRecord:
     return HistoryRecord(record.seq, utc_from_iso(record.ts), record.data, record.key)
 
 
+def default_quarantine_dir(log: Path) -> Path:
+    """Where a standalone history's damaged bytes go: beside the file its path leads to."""
+    real = Path(os.path.realpath(log))
+    return real.with_name(real.name + ".quarantine")
+
+
 def _refuse_second_name(path: Path) -> None:
     """A log with a second hard link has two names and no way to tell: refuse it.
 
@@ -95,11 +101,10 @@ class IterationHistory:
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
         self.max_record_bytes = max_record_bytes
         _refuse_second_name(self.path)
-        real = Path(os.path.realpath(self.path))
         self._quarantine_dir = (
             Path(quarantine_dir)
             if quarantine_dir is not None
-            else real.with_name(real.name + ".quarantine")
+            else default_quarantine_dir(self.path)
         )
         fs = _io.current()
         self._index_lock = threading.Lock()
