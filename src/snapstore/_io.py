@@ -204,22 +204,29 @@ class FileSystem:
         rename, and the original error propagates.
         """
         fd, temp = self.open_temp(path.parent, path.name)
+        held: int | None = fd
         try:
             self.write(fd, data)
             # The data must be on disk before the rename can make it visible,
             # or a crash could leave the new name pointing at an empty file.
             self.sync(fd)
-            # Renamed while its descriptor (and so its lock) is still held: a
-            # cleanup never takes a temp file whose writer is still at work.
+            if _IS_WINDOWS:
+                # Windows renames no open file (and its temp files are not locked).
+                held = None
+                self.close(fd)
+            # Elsewhere renamed while its descriptor (and so its lock) is still
+            # held: a cleanup never takes a temp file whose writer is at work.
             self.replace(temp, path)
         except BaseException:
-            with contextlib.suppress(OSError):
-                self.close(fd)
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    self.close(held)
             with contextlib.suppress(OSError):
                 self.unlink(temp)
             raise
         try:
-            self.close(fd)
+            if held is not None:
+                self.close(held)
         finally:
             # The rename is not durable until the directory entry is.
             self.sync_dir(path.parent)
@@ -242,10 +249,14 @@ class FileSystem:
             self.sync_dir(path.parent)
             return True
         finally:
-            # The temp name goes while its lock is held, then the descriptor.
+            # The temp name goes while its lock is held, then the descriptor
+            # (on Windows, which removes no open file, the other way round).
+            if _IS_WINDOWS:
+                self.close(fd)
             with contextlib.suppress(OSError):
                 self.unlink(temp)
-            self.close(fd)
+            if not _IS_WINDOWS:
+                self.close(fd)
 
     def remove_stale_temps(self, directory: Path) -> list[Path]:
         """Remove temp files abandoned by writers of this host; return them."""
