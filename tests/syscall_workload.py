@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
+from snapstore._repair import check_path
 
 
 def ack(step: str) -> None:
@@ -22,7 +23,7 @@ def ack(step: str) -> None:
     os.write(1, f"ACK {step}\n".encode())
 
 
-def main(root: Path, torn: Path) -> None:
+def main(root: Path, torn: Path, damaged: Path, damaged_store: Path) -> None:
     history = IterationHistory(root / "h.jsonl")
     ack("history-open")
     for i in range(3):
@@ -61,6 +62,19 @@ def main(root: Path, torn: Path) -> None:
         ack("torn-append")
     ack("torn-close")
 
+    # What `snapstore repair PATH` runs: a damaged log cannot be opened until
+    # it is repaired (a replay refuses the line that fails its checksum).
+    assert check_path(damaged, repair=True).findings
+    ack("history-repair")
+    with IterationHistory(damaged) as repaired:
+        repaired.append({"after": "the repair"})
+        ack("history-append-after-repair")
+    assert check_path(damaged_store, repair=True).findings
+    ack("store-repair")
+    with SnapshotStore(damaged_store) as repaired_store:
+        repaired_store.save_snapshot(NormalizedSnapshot("run-9", "TRAINING"))
+        ack("store-save-after-repair")
+
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(*(Path(arg) for arg in sys.argv[1:5]))

@@ -4,8 +4,10 @@ test_checkpoint.py damages the files wholesale (deleted, garbage, cut short): th
 parquet reader refuses those before any of snapstore's own checks runs. Here
 each case is a readable parquet file that is wrong in one way only: a column
 that reads back shorter than the rows (a page header claiming fewer values,
-under a valid page checksum), metadata that names another format or position
-or count, seqs out of order, a chain link that does not point back, a null.
+under a valid page checksum), a column of another type (its values would be
+copied into the index as raw buffers of the width it was expected to have) or
+missing, metadata that names another format or position or count, seqs out of
+order, a chain link that does not point back, a null.
 Each case asserts that its check is the one that refused the file (by the
 reason logged), that a strict load raises CorruptionError, and that the store
 opens by replaying its log, answers as the log says, and writes a checkpoint
@@ -98,6 +100,14 @@ def put(i: int, value: object) -> Callable[[list[Any]], list[Any]]:
     def apply(values: list[Any]) -> list[Any]:
         values[i] = value
         return values
+
+    return apply
+
+
+def retype(name: str, kind: pa.DataType) -> Callable[[pa.Table], pa.Table]:
+    def apply(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index(name)
+        return table.set_column(index, pa.field(name, kind), table.column(name).cast(kind))
 
     return apply
 
@@ -223,6 +233,44 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         )
         for name in INT_COLUMNS + TEXT_COLUMNS
     },
+    # Read as raw int64 buffers, the doubles' bit patterns would be offsets far
+    # beyond the log: the store would open and then fail every read.
+    "log_offset_as_double": (
+        _table(retype("log_offset", pa.float64())),
+        "column log_offset is double, not int64",
+    ),
+    "snapshot_seq_as_double": (
+        _table(retype("snapshot_seq", pa.float64())),
+        "column snapshot_seq is double, not int64",
+    ),
+    "prev_version_seq_as_double": (
+        _table(retype("prev_version_seq", pa.float64())),
+        "column prev_version_seq is double, not int64",
+    ),
+    "log_length_as_int32": (
+        _table(retype("log_length", pa.int32())),
+        "column log_length is int32, not int64",
+    ),
+    "snapshot_seq_as_uint64": (
+        _table(retype("snapshot_seq", pa.uint64())),
+        "column snapshot_seq is uint64, not int64",
+    ),
+    "created_at_as_int64": (
+        _table(retype("created_at", pa.int64())),
+        "column created_at is int64, not timestamp[us, tz=UTC]",
+    ),
+    "stage_as_binary": (
+        _table(retype("stage", pa.binary())),
+        "column stage is dictionary<values=binary",
+    ),
+    "column_missing": (
+        _table(lambda table: table.drop_columns(["prev_comparable_seq"])),
+        "column prev_comparable_seq is missing or repeated",
+    ),
+    "column_repeated": (
+        _table(lambda table: table.append_column("log_offset", table.column("log_offset"))),
+        "column log_offset is missing or repeated",
+    ),
     **{
         f"{name}_points_at_itself": (
             _table(partial(point_at_self, name=name)),

@@ -7,13 +7,19 @@ returns. Before each acknowledgement:
 
 * every write to a log (``*.jsonl``) since that descriptor's last sync is
   followed by an ``fdatasync``/``fsync`` of that descriptor;
-* every new file (a successful ``O_CREAT``) and every ``rename``/``link`` is
-  followed by an ``fsync`` of its directory: the entry is not durable until then;
+* every new file (a successful ``O_CREAT``), new directory and every
+  ``rename``/``link`` is followed by an ``fsync`` of its directory: the entry
+  is not durable until then;
 * a file is synced after its last write before it is renamed or linked into
   place, or the new name could point at a file a power cut leaves empty;
+* before a log loses bytes (a torn tail cut off, a log rewritten by repair),
+  the quarantined copies of those bytes are synced, and so are their entries
+  and the quarantine directory's own: the bytes are moved aside, never dropped;
 
-and no log is ever the target of a rename or link: a log is appended to in
-place, never replaced, so an acknowledged record cannot vanish with an old inode.
+and no log is ever the target of a rename or link except in a repair: a log is
+appended to in place, never replaced, so an acknowledged record cannot vanish
+with an old inode. Repair alone rewrites a damaged log (temp, sync, rename,
+directory sync), and only its own step may do so.
 """
 
 from __future__ import annotations
@@ -28,12 +34,15 @@ from pathlib import Path
 
 import pytest
 
-from snapstore import IterationHistory
+from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
 
 WORKLOAD = Path(__file__).with_name("syscall_workload.py")
 TRACED = (
-    "openat,write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,link,linkat,ftruncate,close"
+    "openat,write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,link,linkat,ftruncate,close,"
+    "mkdir,mkdirat"
 )
+# The steps that may rewrite a log: a repair, and nothing else.
+REPAIRS = {"history-repair", "store-repair"}
 STEPS = [
     "history-open",
     *(f"history-append-{i}" for i in range(3)),
@@ -51,6 +60,10 @@ STEPS = [
     "torn-open",
     "torn-append",
     "torn-close",
+    "history-repair",
+    "history-append-after-repair",
+    "store-repair",
+    "store-save-after-repair",
 ]
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace traces Linux processes")
@@ -117,8 +130,11 @@ class Checker:
     # Logs closed with writes no sync followed: still unsynced at the next acknowledgement.
     closed_unsynced: list[OpenFile] = field(default_factory=list)
     # Directory -> trace lines of entry changes (creations, renames, links) not yet synced.
-    entries: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # Each change: its trace line, what it was, and the paths whose entries it changed.
+    entries: dict[str, list[tuple[int, str, tuple[str, ...]]]] = field(default_factory=dict)
     dirty_paths: dict[str, int] = field(default_factory=dict)  # path -> line of a write unsynced
+    # Renames and links onto a log since the last acknowledgement: only a repair may make them.
+    log_replacements: list[tuple[int, str]] = field(default_factory=list)
     acks: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -144,7 +160,7 @@ class Checker:
         if self.ours(path) and "O_CREAT" in flags.split("|"):
             # O_CREAT without O_EXCL may or may not have made a new entry: count
             # it as new, the stricter reading.
-            self._entry_changed(str(Path(path).parent), call.line, f"create {path}")
+            self._entry_changed(str(Path(path).parent), call.line, f"create {path}", path)
 
     def _on_write(self, call: Call) -> None:
         ack = _ACK.match(call.args)
@@ -157,6 +173,9 @@ class Checker:
         self._modified(call)
 
     def _on_ftruncate(self, call: Call) -> None:
+        opened = self.files.get(call.fd)
+        if opened is not None and self.ours(opened.path) and opened.path.endswith(".jsonl"):
+            self._log_loses_bytes(call, opened.path)
         self._modified(call)
 
     def _modified(self, call: Call) -> None:
@@ -197,19 +216,49 @@ class Checker:
         assert "AT_FDCWD" in call.args or call.name in {"rename", "link"}, call
         self._count(f"{call.name} onto {Path(target).name}")
         if target.endswith(".jsonl"):
-            self.violations.append(f"line {call.line}: {call.name} onto the log {target}")
+            # Judged at the acknowledgement, which names the step that made it.
+            self.log_replacements.append((call.line, f"{call.name} onto the log {target}"))
+            self._log_loses_bytes(call, target)
         if source in self.dirty_paths:
             self.violations.append(
                 f"line {call.line}: {call.name} of {source}, written at line "
                 f"{self.dirty_paths[source]} and not synced since"
             )
         for directory in {str(Path(source).parent), str(Path(target).parent)}:
-            self._entry_changed(directory, call.line, f"{call.name} {source} -> {target}")
+            self._entry_changed(
+                directory, call.line, f"{call.name} {source} -> {target}", source, target
+            )
 
     _on_rename = _on_renameat = _on_renameat2 = _on_link = _on_linkat = _renamed
 
-    def _entry_changed(self, directory: str, line: int, what: str) -> None:
-        self.entries.setdefault(directory, []).append((line, what))
+    def _on_mkdir(self, call: Call) -> None:
+        path = os.path.normpath(call.strings()[0])
+        assert call.name == "mkdir" or "AT_FDCWD" in call.args, call
+        if self.ours(path):
+            self._count("mkdir in scope")
+            self._entry_changed(str(Path(path).parent), call.line, f"mkdir {path}", path)
+
+    _on_mkdirat = _on_mkdir
+
+    def _log_loses_bytes(self, call: Call, log: str) -> None:
+        """``log`` is cut or replaced: whatever was quarantined must be durable by now."""
+        self._count(f"{call.name} of a log with the quarantine durable")
+        for path, written in self.dirty_paths.items():
+            if _in_quarantine(path):
+                self.violations.append(
+                    f"line {call.line}: {call.name} of {log} while the quarantined "
+                    f"{path} (written at line {written}) was not synced"
+                )
+        for directory, changes in self.entries.items():
+            self.violations.extend(
+                f"line {call.line}: {call.name} of {log} before an fsync of "
+                f"{directory} after {what} (line {change_line})"
+                for change_line, what, paths in changes
+                if any(map(_in_quarantine, paths))
+            )
+
+    def _entry_changed(self, directory: str, line: int, what: str, *paths: str) -> None:
+        self.entries.setdefault(directory, []).append((line, what, paths))
 
     def _acknowledge(self, step: str, line: int) -> None:
         self.acks.append(step)
@@ -222,12 +271,26 @@ class Checker:
                 opened.unsynced.clear()  # reported once, at the first acknowledgement
         self.closed_unsynced.clear()
         for directory, changes in self.entries.items():
-            for change_line, what in changes:
+            for change_line, what, _ in changes:
                 self.violations.append(
                     f"{step} (line {line}): {what} (line {change_line}) "
                     f"not followed by an fsync of {directory}"
                 )
         self.entries.clear()
+        for change_line, what in self.log_replacements:
+            if step in REPAIRS:
+                self._count("log rewritten by repair")
+            else:
+                self.violations.append(f"{step} (line {line}): {what} (line {change_line})")
+        self.log_replacements.clear()
+
+
+def _in_quarantine(path: str) -> bool:
+    """Whether ``path`` is a quarantine directory or inside one.
+
+    A store's ``quarantine/``, a standalone history's ``<name>.jsonl.quarantine/``.
+    """
+    return any(part.endswith("quarantine") for part in Path(path).parts)
 
 
 def _strace() -> str:
@@ -256,11 +319,43 @@ def _torn_history(path: Path) -> bytes:
     return torn
 
 
+MARK = "abcdefgh"  # a stored value the damage for repair changes in place
+
+
+def _damage_middle_line(path: Path) -> bytes:
+    """Change one letter of MARK (on a middle line) in place; return that line as it is now.
+
+    Still valid JSON of the same length: only the line's checksum tells it is damaged.
+    """
+    data = bytearray(path.read_bytes())
+    at = data.index(MARK.encode()) + 4
+    data[at] += 1
+    path.write_bytes(bytes(data))
+    start = data.rindex(b"\n", 0, at) + 1
+    return bytes(data[start : data.index(b"\n", at) + 1])
+
+
+def _damaged_history(path: Path) -> bytes:
+    with IterationHistory(path, durability="write") as history:
+        history.extend([{"i": 1}, {"i": 2, "note": MARK}, {"i": 3}])
+    return _damage_middle_line(path)
+
+
+def _damaged_store(root: Path) -> bytes:
+    with SnapshotStore(root, durability="write") as store:
+        for run, note in enumerate(["first", MARK, "third"]):
+            store.save_snapshot(NormalizedSnapshot(f"run-{run}", "TRAINING", data={"n": note}))
+    return _damage_middle_line(root / "snapshots.jsonl")
+
+
 def test_every_acknowledged_effect_is_synced_first(tmp_path: Path) -> None:
     strace = _strace()
     scope = os.path.realpath(tmp_path)
     torn_path = Path(scope) / "torn.jsonl"
     torn = _torn_history(torn_path)
+    damaged_path, damaged_root = Path(scope) / "damaged.jsonl", Path(scope) / "damaged-store"
+    damaged_line = _damaged_history(damaged_path)
+    damaged_snapshot = _damaged_store(damaged_root)
     trace = Path(scope) / "trace.txt"  # outside the workload's directories
     work = Path(scope) / "work"
     work.mkdir()
@@ -273,7 +368,12 @@ def test_every_acknowledged_effect_is_synced_first(tmp_path: Path) -> None:
     }
     command = [strace, "-f", "-qq", "-s", "80", "-o", str(trace), "-e", f"trace={TRACED}"]
     result = subprocess.run(  # noqa: PLW1510 - the return code is checked below, with stderr
-        [*command, sys.executable, str(WORKLOAD), str(work), str(torn_path)],
+        [
+            *command,
+            sys.executable,
+            str(WORKLOAD),
+            *map(str, (work, torn_path, damaged_path, damaged_root)),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -300,8 +400,33 @@ def test_every_acknowledged_effect_is_synced_first(tmp_path: Path) -> None:
     assert counts.get("rename onto snapshot_index.json", 0) >= 2, counts
     assert counts.get("link onto SNAPSTORE", 0) + counts.get("linkat onto SNAPSTORE", 0) == 1
     assert counts.get("directory sync after an entry change", 0) >= 10, counts
+    # The store's directory, its history/ and three quarantine directories.
+    assert counts.get("mkdir in scope", 0) >= 5, counts
+    # Both repairs rewrote their log (a history and snapshots.jsonl), and the
+    # torn tail was cut, each once its quarantined copy was durable.
+    assert counts.get("log rewritten by repair", 0) == 2, counts
+    assert counts.get("rename of a log with the quarantine durable", 0) == 2, counts
+    assert counts.get("ftruncate of a log with the quarantine durable", 0) >= 1, counts
     # The recovery kept the torn bytes, and the log reads as two records and the new one.
     (moved,) = torn_path.with_name("torn.jsonl.quarantine").glob("*.bin")
     assert moved.read_bytes() == torn
     with IterationHistory(torn_path) as history:
         assert [record.seq for record in history] == [1, 2, 3]
+    # Each repair moved the damaged line aside and kept the others; the seq of
+    # the damaged record is never reused.
+    (moved,) = damaged_path.with_name("damaged.jsonl.quarantine").glob("*.bin")
+    assert moved.read_bytes() == damaged_line
+    with IterationHistory(damaged_path) as history:
+        assert [(record.seq, record.data) for record in history] == [
+            (1, {"i": 1}),
+            (3, {"i": 3}),
+            (4, {"after": "the repair"}),
+        ]
+    (moved,) = (damaged_root / "quarantine").glob("*.bin")
+    assert moved.read_bytes() == damaged_snapshot
+    with SnapshotStore(damaged_root) as store:
+        assert [(s.snapshot_seq, s.run_id) for s in store.snapshots()] == [
+            (1, "run-0"),
+            (3, "run-2"),
+            (4, "run-9"),
+        ]

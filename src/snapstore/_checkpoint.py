@@ -194,6 +194,7 @@ def _read_parquet(source: BinaryIO) -> tuple[SnapshotIndex, LogPosition, dict[st
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
     position = read_position(meta)
+    _check_types(file.schema_arrow)
 
     # One column at a time, each dropped once copied into the index: Arrow's
     # allocator keeps what it freed, so a whole table read at once would stay
@@ -313,6 +314,30 @@ def _latest_by_stage(
             stage_maps[stage] = dict(zip(keys_of_stage, stage_seqs, strict=True))
         begin = end
     return maps
+
+
+def _check_types(schema: Any) -> None:
+    """Every column is there once, of the type ``_parquet_bytes`` writes.
+
+    The columns are copied into the index as raw buffers of their width: a
+    double column of offsets would be taken for the int64 bit patterns of its
+    values, pass every check on rows and links, and leave a store that fails
+    each read instead of one that replays its log.
+    """
+    import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
+
+    # Text columns are read as dictionaries (read_dictionary), with int32 codes.
+    text = pa.dictionary(pa.int32(), pa.string())
+    wanted = dict.fromkeys(("snapshot_seq", *_INT_COLUMNS.values()), pa.int64())
+    # Stored as a timestamp, copied as its int64 microseconds.
+    wanted["created_at"] = pa.timestamp("us", tz="UTC")
+    wanted |= dict.fromkeys(_TEXT_COLUMNS.values(), text)
+    for name, kind in wanted.items():
+        at = schema.get_field_index(name)  # -1: absent, or there more than once
+        if at < 0:
+            raise ValueError(f"column {name} is missing or repeated")
+        if schema.field(at).type != kind:
+            raise ValueError(f"column {name} is {schema.field(at).type}, not {kind}")
 
 
 def _check_rows(column: Callable[[str], Any], position: LogPosition, count: object) -> None:
