@@ -139,8 +139,12 @@ def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
     assert report.ok, [str(f) for f in report.findings]
 
 
-@pytest.mark.parametrize("damage", [b"", b"garbage", b'{"format": 99}'])
-@pytest.mark.parametrize("command", ["verify", "repair"])
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"garbage", b"\xff\xfe\x00", b'{"format": 99}', b'{"format": true}', b"[1]"],
+    ids=repr,
+)
+@pytest.mark.parametrize("command", ["verify", "repair", "repair --dry-run"])
 def test_a_damaged_marker_is_reported_and_left_alone(
     tmp_path: Path, damage: bytes, command: str
 ) -> None:
@@ -149,11 +153,13 @@ def test_a_damaged_marker_is_reported_and_left_alone(
         store.save_snapshot(snap("a"))
     (root / MARKER).write_bytes(damage)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    report = repair_module.check_store(root, repair=command == "repair")
+    report = repair_module.check_store(
+        root, repair=command != "verify", dry_run=command.endswith("dry-run")
+    )
     assert not report.ok
     assert any(MARKER in str(f) for f in report.findings), report.findings
     result = subprocess.run(
-        [sys.executable, "-m", "snapstore", command, str(root)],
+        [sys.executable, "-m", "snapstore", *command.split(), str(root)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -161,4 +167,6 @@ def test_a_damaged_marker_is_reported_and_left_alone(
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert MARKER in result.stdout + result.stderr
+    # And what to do about it.
+    assert '{"format": 1}' in result.stdout, result.stdout
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

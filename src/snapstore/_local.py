@@ -426,13 +426,22 @@ def marker_problem(root: Path) -> str | None:
     """Why the store marker of ``root`` cannot be used, or None when it names our format."""
     marker = root / MARKER
     try:
-        found = orjson.loads(marker.read_bytes()).get("format")
-    except (orjson.JSONDecodeError, AttributeError):
-        found = None
-    if found == STORE_FORMAT:
-        return None
+        document = orjson.loads(marker.read_bytes())
+    except orjson.JSONDecodeError:
+        what = "is not a JSON document"
+    else:
+        found = document.get("format") if isinstance(document, dict) else None
+        # An int, not just equal to one: true == 1 in Python, and snapstore
+        # never writes anything but the int.
+        if type(found) is int and found == STORE_FORMAT:
+            return None
+        what = (
+            f"names store format {orjson.dumps(found).decode()}"
+            if isinstance(document, dict) and "format" in document
+            else "names no store format"
+        )
     return (
-        f"{marker} names store format {found!r}; this snapstore reads format {STORE_FORMAT}. "
+        f"{marker} {what}; this snapstore reads format {STORE_FORMAT}. "
         f"If the file was damaged, restore it from a backup, or write "
         f'{{"format": {STORE_FORMAT}}} into it: the logs do not depend on its other fields'
     )
