@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore import _io as io_module
 from snapstore import _repair as repair_module
 from snapstore._local import MARKER, SNAPSHOT_LOG
 
@@ -137,6 +138,41 @@ def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
     report = store.verify()
     assert done, "the hook never ran"
     assert report.ok, [str(f) for f in report.findings]
+
+
+def test_a_temp_file_in_creation_is_neither_reported_nor_removed(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint's temp file exists, not yet locked by its writer, for an
+    # instant after its creation: a check in that instant must not take it
+    # for one its writer abandoned. The writer is held there.
+    real = pytest.importorskip("fcntl")  # temp files are locked only where flock is
+    held, resume = threading.Event(), threading.Event()
+
+    class HoldTheWriter:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def flock(self, fd: int, operation: int) -> None:
+            if threading.current_thread() is writer and not held.is_set():
+                held.set()
+                resume.wait(60)
+            real.flock(fd, operation)
+
+    monkeypatch.setattr(io_module, "fcntl", HoldTheWriter())
+    writer = threading.Thread(target=store.checkpoint)
+    writer.start()
+    try:
+        assert held.wait(60), "the writer never created its temp file"
+        (temp,) = store.root.glob(".index.parquet.*.tmp")
+        found, repaired = store.verify(), store.repair()
+    finally:
+        resume.set()
+        writer.join(60)
+    assert found.ok, [str(f) for f in found.findings]
+    assert not repaired.actions, repaired.actions
+    assert not temp.exists()  # published by its writer, which never lost it
+    assert store.verify().ok
 
 
 @pytest.mark.parametrize(
