@@ -9,6 +9,7 @@ random moments with real processes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -19,7 +20,8 @@ import pytest
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore import _io as io_module
 from snapstore import _repair as repair_module
-from snapstore._local import MARKER, SNAPSHOT_LOG
+from snapstore._local import BASELINE_LOG, MARKER, SNAPSHOT_LOG
+from snapstore._lock import WriterLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -104,6 +106,41 @@ def test_repair_keeps_a_pin_committed_during_the_repair(
     # The pin's seq is never handed to another group.
     assert store.get_or_establish_baseline(snap("c", group=2)).run_id == "run-c"
     assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
+
+
+def test_repair_never_judges_a_pin_against_a_scan_older_than_the_pin(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The widest window, every time: right after repair scanned the snapshot
+    # log, a writer saves a snapshot and pins it, and repair takes any lock
+    # only once that writer is done (or stuck behind a lock repair holds).
+    # Judged against the earlier scan, the acknowledged pin would name a
+    # snapshot that is "not stored": quarantined as damage, and its seq
+    # handed to the next pin.
+    pins: list[NormalizedSnapshot] = []
+    writer = threading.Thread(target=lambda: pins.append(pin_a_new_group(store.root)()))
+
+    class AfterTheWriter(WriterLock):
+        def acquire(self) -> None:
+            if writer.ident is not None:
+                writer.join(30)
+            super().acquire()
+
+    monkeypatch.setattr(repair_module, "WriterLock", AfterTheWriter)
+    started = interlope_after(monkeypatch, "_scan_log", after_snapshot_scan, writer.start)
+    report = store.repair()
+    writer.join(60)
+    assert started, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+    assert not any("moved" in action for action in report.actions), report.actions
+    (pinned,) = pins
+    store.refresh()
+    assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
+    assert store.get_or_establish_baseline(snap("c", group=2)).run_id == "run-c"
+    lines = (store.root / BASELINE_LOG).read_bytes().splitlines()
+    pin_seqs = [json.loads(line)["seq"] for line in lines]
+    assert pin_seqs == [1, 2, 3], "a pin's seq was used twice"
+    assert store.verify().ok
 
 
 def save_and_checkpoint(root: Path) -> Callable[[], object]:
