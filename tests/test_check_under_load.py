@@ -177,6 +177,35 @@ def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
     assert report.ok, [str(f) for f in report.findings]
 
 
+@pytest.mark.parametrize("then", ["close", "checkpoint"])
+def test_a_handle_open_during_a_repair_writes_no_checkpoint_of_the_replaced_log(
+    tmp_path: Path, then: str
+) -> None:
+    # repair replaces a damaged log with one of its valid records. A handle
+    # that read the old file still holds its index: a checkpoint of it (at
+    # close, or asked for) would describe offsets of a file that is gone, and
+    # every later verify would report the checkpoint.
+    root = tmp_path / "store"
+    handle = SnapshotStore(root, checkpoint_every=1000)
+    try:
+        for run in "abc":
+            handle.save_snapshot(snap(run))
+        log = root / SNAPSHOT_LOG
+        data = bytearray(log.read_bytes())
+        data[data.index(b"\n") + 10] ^= 1  # damage the second record
+        log.write_bytes(bytes(data))
+        repaired = repair_module.check_store(root, repair=True)
+        assert any("rewrote" in action for action in repaired.actions), repaired.actions
+        if then == "checkpoint":
+            handle.checkpoint()
+    finally:
+        handle.close()
+    report = repair_module.check_store(root)
+    assert report.ok, [str(f) for f in report.findings]
+    with SnapshotStore(root) as reopened:
+        assert [s.run_id for s in reopened.snapshots()] == ["run-a", "run-c"]
+
+
 def test_a_temp_file_in_creation_is_neither_reported_nor_removed(
     store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

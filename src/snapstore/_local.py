@@ -346,7 +346,11 @@ class LocalBackend:
     def checkpoint(self) -> None:
         self._check_writable()
         with self._checkpoint_lock:
-            self._write_checkpoint()
+            if not self._write_checkpoint():
+                # repair replaced the log since this handle read it: take in
+                # the new file, and checkpoint that one.
+                self._snapshots.refresh()
+                self._write_checkpoint()
 
     def close(self) -> None:
         # Every file is released even when the checkpoint or closing another
@@ -358,7 +362,11 @@ class LocalBackend:
             for history in self._histories.values():
                 closing.callback(history.close)
             if self._snapshots.last_seq != self._checkpointed and not self._failed():
-                self.checkpoint()
+                # Not checkpoint(): a handle that is closing does not read a
+                # log that repair replaced; the next handle checkpoints it.
+                self._check_writable()
+                with self._checkpoint_lock:
+                    self._write_checkpoint()
 
     # -- internals -----------------------------------------------------------
 
@@ -400,15 +408,18 @@ class LocalBackend:
             finally:
                 self._checkpoint_lock.release()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self) -> bool:
+        """Checkpoint the index; False if it describes a log that was replaced since."""
         # The position is the index's own, taken under its lock: the log moves
         # its position before it hands the record to the index, so a checkpoint
         # taken in between would claim a record the index does not hold.
         with self._index_lock:
             image = IndexImage(self._indexed, self._index.copy(), dict(self._baselines))
         with storage_errors(self.root):
-            write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
+            if not write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image):
+                return False
         self._checkpointed = image.position.seq
+        return True
 
     def _read(self, place: tuple[int, int] | None) -> NormalizedSnapshot | None:
         if place is None:
