@@ -5,7 +5,8 @@ Roles (first argument after the store):
 - ``writer W FIRST``: saves snapshots, appends keyed records to the shared
   history (and retries some keys), and races the other writers to establish
   the baselines of three shared groups.
-- ``reader``: reads snapshots, history records and baselines as they appear.
+- ``reader``: reads snapshots, history records and baselines as they appear,
+  and writes a checkpoint after each pass.
 - ``checker``: verifies the store over and over, and repairs it now and then.
 
 Every line printed reports something a call returned, so it must hold after
@@ -80,6 +81,9 @@ def reader(store: SnapshotStore) -> None:
             baseline = store.baseline("EVAL", key)
             if baseline is not None:
                 say(f"B {group} {baseline.snapshot_seq}")
+        # Checkpoints written without the writer lock, at any moment, and
+        # often: the checker must never take one at work for damage.
+        store.checkpoint()
 
 
 def checker(store: SnapshotStore) -> None:

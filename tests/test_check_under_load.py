@@ -9,6 +9,7 @@ random moments with real processes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore import _io as io_module
 from snapstore import _repair as repair_module
-from snapstore._local import MARKER, SNAPSHOT_LOG
+from snapstore._local import BASELINE_LOG, MARKER, SNAPSHOT_LOG
+from snapstore._lock import WriterLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -105,6 +108,41 @@ def test_repair_keeps_a_pin_committed_during_the_repair(
     assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
 
 
+def test_repair_never_judges_a_pin_against_a_scan_older_than_the_pin(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The widest window, every time: right after repair scanned the snapshot
+    # log, a writer saves a snapshot and pins it, and repair takes any lock
+    # only once that writer is done (or stuck behind a lock repair holds).
+    # Judged against the earlier scan, the acknowledged pin would name a
+    # snapshot that is "not stored": quarantined as damage, and its seq
+    # handed to the next pin.
+    pins: list[NormalizedSnapshot] = []
+    writer = threading.Thread(target=lambda: pins.append(pin_a_new_group(store.root)()))
+
+    class AfterTheWriter(WriterLock):
+        def acquire(self) -> None:
+            if writer.ident is not None:
+                writer.join(30)
+            super().acquire()
+
+    monkeypatch.setattr(repair_module, "WriterLock", AfterTheWriter)
+    started = interlope_after(monkeypatch, "_scan_log", after_snapshot_scan, writer.start)
+    report = store.repair()
+    writer.join(60)
+    assert started, "the hook never ran"
+    assert report.ok, [str(f) for f in report.findings]
+    assert not any("moved" in action for action in report.actions), report.actions
+    (pinned,) = pins
+    store.refresh()
+    assert store.baseline(pinned.stage, pinned.comparison_key or "") == pinned
+    assert store.get_or_establish_baseline(snap("c", group=2)).run_id == "run-c"
+    lines = (store.root / BASELINE_LOG).read_bytes().splitlines()
+    pin_seqs = [json.loads(line)["seq"] for line in lines]
+    assert pin_seqs == [1, 2, 3], "a pin's seq was used twice"
+    assert store.verify().ok
+
+
 def save_and_checkpoint(root: Path) -> Callable[[], object]:
     def act() -> object:
         with SnapshotStore(root) as other:
@@ -139,8 +177,76 @@ def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
     assert report.ok, [str(f) for f in report.findings]
 
 
-@pytest.mark.parametrize("damage", [b"", b"garbage", b'{"format": 99}'])
-@pytest.mark.parametrize("command", ["verify", "repair"])
+@pytest.mark.parametrize("then", ["close", "checkpoint"])
+def test_a_handle_open_during_a_repair_writes_no_checkpoint_of_the_replaced_log(
+    tmp_path: Path, then: str
+) -> None:
+    # repair replaces a damaged log with one of its valid records. A handle
+    # that read the old file still holds its index: a checkpoint of it (at
+    # close, or asked for) would describe offsets of a file that is gone, and
+    # every later verify would report the checkpoint.
+    root = tmp_path / "store"
+    handle = SnapshotStore(root, checkpoint_every=1000)
+    try:
+        for run in "abc":
+            handle.save_snapshot(snap(run))
+        log = root / SNAPSHOT_LOG
+        data = bytearray(log.read_bytes())
+        data[data.index(b"\n") + 10] ^= 1  # damage the second record
+        log.write_bytes(bytes(data))
+        repaired = repair_module.check_store(root, repair=True)
+        assert any("rewrote" in action for action in repaired.actions), repaired.actions
+        if then == "checkpoint":
+            handle.checkpoint()
+    finally:
+        handle.close()
+    report = repair_module.check_store(root)
+    assert report.ok, [str(f) for f in report.findings]
+    with SnapshotStore(root) as reopened:
+        assert [s.run_id for s in reopened.snapshots()] == ["run-a", "run-c"]
+
+
+def test_a_temp_file_in_creation_is_neither_reported_nor_removed(
+    store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint's temp file exists, not yet locked by its writer, for an
+    # instant after its creation: a check in that instant must not take it
+    # for one its writer abandoned. The writer is held there.
+    real = pytest.importorskip("fcntl")  # temp files are locked only where flock is
+    held, resume = threading.Event(), threading.Event()
+
+    class HoldTheWriter:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def flock(self, fd: int, operation: int) -> None:
+            if threading.current_thread() is writer and not held.is_set():
+                held.set()
+                resume.wait(60)
+            real.flock(fd, operation)
+
+    monkeypatch.setattr(io_module, "fcntl", HoldTheWriter())
+    writer = threading.Thread(target=store.checkpoint)
+    writer.start()
+    try:
+        assert held.wait(60), "the writer never created its temp file"
+        (temp,) = store.root.glob(".index.parquet.*.tmp")
+        found, repaired = store.verify(), store.repair()
+    finally:
+        resume.set()
+        writer.join(60)
+    assert found.ok, [str(f) for f in found.findings]
+    assert not repaired.actions, repaired.actions
+    assert not temp.exists()  # published by its writer, which never lost it
+    assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"garbage", b"\xff\xfe\x00", b'{"format": 99}', b'{"format": true}', b"[1]"],
+    ids=repr,
+)
+@pytest.mark.parametrize("command", ["verify", "repair", "repair --dry-run"])
 def test_a_damaged_marker_is_reported_and_left_alone(
     tmp_path: Path, damage: bytes, command: str
 ) -> None:
@@ -149,11 +255,13 @@ def test_a_damaged_marker_is_reported_and_left_alone(
         store.save_snapshot(snap("a"))
     (root / MARKER).write_bytes(damage)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    report = repair_module.check_store(root, repair=command == "repair")
+    report = repair_module.check_store(
+        root, repair=command != "verify", dry_run=command.endswith("dry-run")
+    )
     assert not report.ok
     assert any(MARKER in str(f) for f in report.findings), report.findings
     result = subprocess.run(
-        [sys.executable, "-m", "snapstore", command, str(root)],
+        [sys.executable, "-m", "snapstore", *command.split(), str(root)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -161,4 +269,6 @@ def test_a_damaged_marker_is_reported_and_left_alone(
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert MARKER in result.stdout + result.stderr
+    # And what to do about it.
+    assert '{"format": 1}' in result.stdout, result.stdout
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

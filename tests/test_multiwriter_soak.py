@@ -1,10 +1,10 @@
 """Many writers, one truth: a SIGKILL soak with writers, a reader and verify/repair at once.
 
 Each round starts three writer processes (snapshots, keyed history appends
-with retries, racing baselines, checkpoints every 20 saves), a reader and a
-checker that verifies the store over and over and repairs it now and then,
-all on one store; then kills them all with SIGKILL at a random moment and
-checks, on a fresh handle:
+with retries, racing baselines, checkpoints every 20 saves), a reader (that
+also writes a checkpoint after each pass) and a checker that verifies the
+store over and over and repairs it now and then, all on one store; then
+kills them all with SIGKILL at a random moment and checks, on a fresh handle:
 
 - every acknowledged snapshot and keyed record is stored, seqs gap-free, and
   every snapshot a reader was given still holds what it was given;

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,7 +28,7 @@ from damage import (
 )
 from helpers import check_line
 from snapstore import NormalizedSnapshot, SnapshotStore
-from snapstore._io import _HOST_TAG, installed
+from snapstore._io import _HOST_TAG, _IN_CREATION, installed
 from snapstore._repair import CheckReport, check_path
 
 if TYPE_CHECKING:
@@ -386,6 +387,7 @@ def held_by_a_live_writer(path: Path) -> Iterator[int]:
         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
         "os.write(fd, b'partial')\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.fchmod(fd, 0o644)\n"  # locked: out of creation, as open_temp marks it
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -446,6 +448,25 @@ def test_a_live_writers_temp_named_with_a_pid_free_here_is_left(
     # Its writer gone (the lock dropped with it), the file is abandoned.
     SnapshotStore(root).close()
     assert not temp.exists()
+
+
+def test_a_temp_file_its_writer_never_locked_is_stale_once_old(
+    pristine: Path, tmp_path: Path, dead_pid: int
+) -> None:
+    # Its writer died between creating it and locking it: nobody ever will
+    # lock it. Left alone while young (its writer may be about to), then found.
+    root = copy_store(pristine, tmp_path, "store", {})
+    young, old = root / _temp_name(PARQUET, dead_pid), root / _temp_name(DOCUMENT, dead_pid)
+    for path in (young, old):
+        path.touch(mode=_IN_CREATION)
+        path.chmod(_IN_CREATION)  # whatever the umask
+    long_ago = time.time() - 3600
+    os.utime(old, (long_ago, long_ago))
+    found, repaired = verify_and_repair(root)
+    assert [f.path for f in found.findings] == [old]
+    assert repaired.actions == [f"removed stale temp file {old}"]
+    assert young.exists()
+    assert not old.exists()
 
 
 def test_dry_run_changes_nothing(pristine: Path, tmp_path: Path, dead_pid: int) -> None:

@@ -136,7 +136,9 @@ def test_an_empty_directory_becomes_a_store(tmp_path: Path) -> None:
     assert json.loads((root / "SNAPSTORE").read_text())["format"] == 1
 
 
-@pytest.mark.parametrize("marker", [b"", b"not json", b'{"format": 99}', b"[1]"], ids=repr)
+@pytest.mark.parametrize(
+    "marker", [b"", b"not json", b'{"format": 99}', b'{"format": true}', b"[1]"], ids=repr
+)
 def test_a_marker_of_another_format_is_refused(tmp_path: Path, marker: bytes) -> None:
     root = tmp_path / "s"
     SnapshotStore(root).close()

@@ -24,6 +24,7 @@ import orjson
 
 from snapstore._errors import CorruptionError
 from snapstore._log import LogPosition
+from snapstore._record import decode_line
 from snapstore._snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
@@ -50,12 +51,21 @@ class IndexImage:
     baselines: dict[str, int]
 
 
-def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -> None:
+def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -> bool:
     """Write ``index.parquet`` then ``snapshot_index.json``, each atomically.
 
-    ``log`` is the snapshot log the image was built from.
+    ``log`` is the snapshot log the image was built from. Returns False, and
+    writes nothing, when the record the image ends at is not in ``log``: the
+    image was built from a file that repair has since replaced (its offsets
+    describe a file that is gone). A replacement after this check, before
+    the renames, is not caught: repair then rebuilds the indices, and a
+    checkpoint renamed over those is one that verify reports and repair
+    rebuilds again.
     """
-    meta = _position_meta(image.position, _line_digest(log, image.position), image.index.count)
+    digest = _line_digest(log, image.position)
+    if digest is None and image.position.seq > 0:
+        return False
+    meta = _position_meta(image.position, digest, image.index.count)
     parquet = _parquet_bytes(image.index, meta)
     fs.write_atomic(root / INDEX_PARQUET, parquet)
     document = {
@@ -67,6 +77,7 @@ def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -
         "baselines": image.baselines,
     }
     fs.write_atomic(root / INDEX_JSON, orjson.dumps(document))
+    return True
 
 
 def load_checkpoint(
@@ -133,6 +144,8 @@ def _line_digest(log: Path, position: LogPosition) -> str | None:
     The position alone (offset, seq, length) also fits any log whose lines have
     the same lengths: a sibling store of the same pipeline, or an older copy of
     this one. Its line differs (content, microsecond timestamp, checksum).
+    None when the position holds no valid record of its seq: the log is not
+    the one the position was taken in.
     """
     if position.seq == 0 or position.length <= 0 or position.end < position.length:
         return None
@@ -142,7 +155,10 @@ def _line_digest(log: Path, position: LogPosition) -> str | None:
             line = file.read(position.length)
     except OSError:
         return None
-    return hashlib.sha256(line).hexdigest() if len(line) == position.length else None
+    record = decode_line(line[:-1]) if line.endswith(b"\n") else None
+    if record is None or record["seq"] != position.seq:
+        return None
+    return hashlib.sha256(line).hexdigest()
 
 
 def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:

@@ -33,7 +33,9 @@ def _check(args: argparse.Namespace) -> int:
     verdict = "OK" if report.ok else f"{len(report.findings)} problem(s)"
     print(f"{path}: {report.files} file(s), {report.records} valid records: {verdict}")
     if args.command == "repair" and args.dry_run:
-        return 1 if report.actions else 0
+        # Damage with nothing to do about it here (a marker this version
+        # cannot read) fails a dry run as much as work to do does.
+        return 1 if report.actions or report.findings else 0
     return 0 if report.ok else 1
 
 
@@ -80,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument(
         "--dry-run",
         action="store_true",
-        help="only say what would be done (exit status 1 if anything would be)",
+        help="only say what would be done (exit status 1 if anything would be, or if "
+        "anything is damaged that repair cannot fix)",
     )
     repair.set_defaults(handler=_check)
     return parser

@@ -16,9 +16,12 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import socket
+import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,15 @@ _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 # not show.
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[^.]+\.tmp$")
+# Between creating a temp file and locking it, its writer holds no lock on it
+# yet: a cleanup (or verify) in that instant would take work in progress for
+# an abandoned file. So a temp is created with this mode, which no file made
+# with the usual 0o666 & ~umask has (the owner's execute bit), and given its
+# real mode only once locked. An unlocked file in this mode is being created,
+# unless it is older than any pause between the two calls could be: then its
+# writer died between them.
+_IN_CREATION = 0o700
+_CREATION_SECONDS = 60.0
 
 
 class FileSystem:
@@ -77,20 +89,26 @@ class FileSystem:
         The file is returned locked (see ``_HOST_TAG``); it stays locked until
         its descriptor is closed, so close it only once it is published or removed.
         """
+        prefix = f".{target}.{_HOST_TAG}.{os.getpid()}."
+        if _IS_WINDOWS:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+            return fd, Path(name)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS
         while True:
-            fd, name = tempfile.mkstemp(
-                prefix=f".{target}.{_HOST_TAG}.{os.getpid()}.", suffix=".tmp", dir=directory
-            )
-            if _IS_WINDOWS:
-                return fd, Path(name)
+            path = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
             try:
-                # mkstemp creates 0600; the published file should read like the logs.
-                os.fchmod(fd, 0o644)
+                fd = os.open(path, flags, _IN_CREATION)
+            except FileExistsError:
+                continue
+            try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                # In the instant between mkstemp and flock, a cleanup may have
+                # In the instant between creation and flock, a cleanup may have
                 # found the new file unlocked and removed it: then make another.
-                if _names(Path(name), fd):
-                    return fd, Path(name)
+                if _names(path, fd):
+                    # Locked: out of creation, and the published file should
+                    # read like the logs.
+                    os.fchmod(fd, 0o644)
+                    return fd, path
             except BaseException:
                 os.close(fd)
                 raise
@@ -314,7 +332,7 @@ def _lock_abandoned(path: Path) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _names(path, fd):
+        if _names(path, fd) and not _in_creation(fd):
             return fd
     except BlockingIOError:  # its writer holds it: work in progress
         pass
@@ -323,6 +341,13 @@ def _lock_abandoned(path: Path) -> int | None:
         raise
     os.close(fd)
     return None
+
+
+def _in_creation(fd: int) -> bool:
+    """Whether the temp file ``fd`` was created so recently that its writer may yet lock it."""
+    info = os.fstat(fd)
+    # The one bit of _IN_CREATION that the file's real mode lacks.
+    return bool(info.st_mode & stat.S_IXUSR) and time.time() - info.st_mtime < _CREATION_SECONDS
 
 
 def _names(path: Path, fd: int) -> bool:

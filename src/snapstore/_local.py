@@ -349,7 +349,11 @@ class LocalBackend:
     def checkpoint(self) -> None:
         self._check_writable()
         with self._checkpoint_lock:
-            self._write_checkpoint()
+            if not self._write_checkpoint():
+                # repair replaced the log since this handle read it: take in
+                # the new file, and checkpoint that one.
+                self._snapshots.refresh()
+                self._write_checkpoint()
 
     def close(self) -> None:
         # Every file is released even when the checkpoint or closing another
@@ -361,7 +365,11 @@ class LocalBackend:
             for history in self._histories.values():
                 closing.callback(history.close)
             if self._snapshots.last_seq != self._checkpointed and not self._failed():
-                self.checkpoint()
+                # Not checkpoint(): a handle that is closing does not read a
+                # log that repair replaced; the next handle checkpoints it.
+                self._check_writable()
+                with self._checkpoint_lock:
+                    self._write_checkpoint()
 
     # -- internals -----------------------------------------------------------
 
@@ -403,7 +411,8 @@ class LocalBackend:
             finally:
                 self._checkpoint_lock.release()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self) -> bool:
+        """Checkpoint the index; False if it describes a log that was replaced since."""
         # The position is read off the index copy itself: the log's position
         # and the index advance one after the other, and an interrupt may fall
         # between, so only the index can say exactly which records it holds.
@@ -411,8 +420,10 @@ class LocalBackend:
             index = self._index.copy()
         image = IndexImage(covered_position(index), index, dict(self._baselines))
         with storage_errors(self.root):
-            write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image)
+            if not write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image):
+                return False
         self._checkpointed = image.position.seq
+        return True
 
     def _read(self, place: tuple[int, int] | None) -> NormalizedSnapshot | None:
         if place is None:
@@ -430,13 +441,22 @@ def marker_problem(root: Path) -> str | None:
     """Why the store marker of ``root`` cannot be used, or None when it names our format."""
     marker = root / MARKER
     try:
-        found = orjson.loads(marker.read_bytes()).get("format")
-    except (orjson.JSONDecodeError, AttributeError):
-        found = None
-    if found == STORE_FORMAT:
-        return None
+        document = orjson.loads(marker.read_bytes())
+    except orjson.JSONDecodeError:
+        what = "is not a JSON document"
+    else:
+        found = document.get("format") if isinstance(document, dict) else None
+        # An int, not just equal to one: true == 1 in Python, and snapstore
+        # never writes anything but the int.
+        if type(found) is int and found == STORE_FORMAT:
+            return None
+        what = (
+            f"names store format {orjson.dumps(found).decode()}"
+            if isinstance(document, dict) and "format" in document
+            else "names no store format"
+        )
     return (
-        f"{marker} names store format {found!r}; this snapstore reads format {STORE_FORMAT}. "
+        f"{marker} {what}; this snapstore reads format {STORE_FORMAT}. "
         f"If the file was damaged, restore it from a backup, or write "
         f'{{"format": {STORE_FORMAT}}} into it: the logs do not depend on its other fields'
     )
