@@ -143,9 +143,11 @@ class LocalBackend:
                 for name in sorted(p.name for p in self.root.iterdir())
                 if name not in _PRE_MARKER and not _io.is_temp_name(name)
             ]
-            # A peer creating the store at the same time writes its marker
-            # before any other file: files seen with a marker there by now
-            # are that peer's, not a foreign directory's.
+            # A peer creating the store at the same time may publish its marker
+            # between our look for it and the listing. A creator makes the
+            # marker before any file the listing counts (its lock and temp
+            # files are not counted), so files seen while a marker exists by
+            # now are that peer's store, not a foreign directory.
             if foreign and not marker.exists():
                 raise NotAStoreError(
                     f"{self.root} is not a snapstore store (no {MARKER} file) but holds "
@@ -157,7 +159,9 @@ class LocalBackend:
                 "created_at": datetime.now(UTC).isoformat(),
                 "created_by": "snapstore",
             }
-            # Exclusive: two processes creating one store both end up with one marker.
+            # Exclusive: two processes creating one store both end up with one
+            # marker, the first one's. False (a peer's came first) is no error:
+            # the marker read below is the one every opener reads.
             self._fs.create_exclusive(marker, orjson.dumps(document, option=orjson.OPT_INDENT_2))
         problem = marker_problem(self.root)
         if problem is not None:
