@@ -19,6 +19,7 @@ import re
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,17 @@ _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 # not show.
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[^.]+\.tmp$")
+# A temp file exists, unlocked, between mkstemp and its writer's flock. A
+# cleanup that locks it in that instant cannot harm the writer (who checks,
+# once it holds the lock, that its name still leads to its file, and makes
+# another if not), but verify would report work in progress as abandoned and
+# repair would remove it. A file last written less than this long ago is
+# therefore never judged: no writer pauses between mkstemp and flock for this
+# long, and once locked, the lock protects it however long the writer takes.
+# A file written "in the future" (the clock was set back) waits until it is
+# old; a clock set forward only leaves the lock to protect the file, as it
+# does on its own. Seconds; the file's mtime and the clock are this host's.
+TEMP_MIN_AGE = 5.0
 
 
 class FileSystem:
@@ -87,8 +99,9 @@ class FileSystem:
                 # mkstemp creates 0600; the published file should read like the logs.
                 os.fchmod(fd, 0o644)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                # In the instant between mkstemp and flock, a cleanup may have
-                # found the new file unlocked and removed it: then make another.
+                # Cleanup leaves a file this new alone (TEMP_MIN_AGE); should one
+                # still have locked and removed it in the instant between
+                # mkstemp and flock (the clock jumped forward), make another.
                 if _names(Path(name), fd):
                     return fd, Path(name)
             except BaseException:
@@ -270,8 +283,9 @@ def stale_temps(directory: Path) -> list[Path]:
     """Temp files in ``directory`` that writers of this host abandoned, sorted.
 
     Abandoned: nobody holds its lock (its writer died, or failed before it
-    could remove it). Another host's temp files are never judged: their
-    writers' locks may not be visible here.
+    could remove it) and it was last written at least ``TEMP_MIN_AGE``
+    seconds ago. Another host's temp files are never judged: their writers'
+    locks may not be visible here.
     """
     try:
         names = os.listdir(directory)
@@ -303,7 +317,10 @@ def _lock_abandoned(path: Path) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _names(path, fd):
+        # The age is read once the lock is ours: a writer at work holds it,
+        # so from here on nobody writes the file.
+        age = time.time() - os.fstat(fd).st_mtime
+        if _names(path, fd) and age >= TEMP_MIN_AGE:
             return fd
     except BlockingIOError:  # its writer holds it: work in progress
         pass
