@@ -215,7 +215,15 @@ class FileSystem:
         temp (unique name, O_EXCL, locked) -> write all -> sync -> rename over ->
         sync the directory. The temp is removed on any failure before the
         rename, and the original error propagates.
+
+        A symlink is replaced through: the file it leads to gets the new bytes.
         """
+        if path.is_symlink():
+            # Renaming over the link would replace the link: a log repaired
+            # through one would fork in two, the damaged file staying where
+            # every other name leads. The temp goes beside the real file, on
+            # its file system, as rename needs.
+            path = Path(os.path.realpath(path))
         fd, temp = self.open_temp(path.parent, path.name)
         try:
             self.write(fd, data)
