@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapstore import NormalizedSnapshot, SnapshotStore
 from store_fixtures import STAGES
+from workers import save_many
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -239,3 +240,37 @@ def test_a_baseline_pinned_between_a_look_and_the_lock_wins(
         assert answer == mine
         assert b.get("run-b", "TRAIN") is None, "B saved a snapshot it did not pin"
     assert (tmp_path / "s" / "baselines.jsonl").read_bytes().count(b"\n") == 1
+
+
+# -- savers through a symlinked root and the real one -----------------------------------
+
+
+def test_savers_through_a_symlinked_root_and_the_real_one_share_one_lock(tmp_path: Path) -> None:
+    real, count = tmp_path / "store", 100
+    SnapshotStore(real).close()
+    (tmp_path / "link").symlink_to(real)
+    paths = [real, tmp_path / "link", real, tmp_path / "link"]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(paths))
+    savers = [
+        context.Process(target=save_many, args=(str(path), w, count, start))
+        for w, path in enumerate(paths)
+    ]
+    for saver in savers:
+        saver.start()
+    try:
+        for saver in savers:
+            saver.join(RESULT_TIMEOUT)
+        assert [saver.exitcode for saver in savers] == [0] * len(paths)
+    finally:
+        for saver in savers:
+            if saver.is_alive():
+                saver.kill()
+                saver.join()
+    assert _log_seqs(real) == list(range(1, len(paths) * count + 1))
+    with SnapshotStore(tmp_path / "link") as store:
+        assert store.verify().ok
+        for w in range(len(paths)):
+            versions = store.versions(f"run-{w}", "TRAINING")
+            assert [v.metrics["i"] for v in versions] == list(range(count))
+    assert not (real / "quarantine").exists(), "acknowledged saves were quarantined"

@@ -88,3 +88,11 @@ def checkpoint_paused(root: str, pid: int, paused: Event, resume: Event, report:
     finally:
         store.close()
     Path(report).write_text(outcome)
+
+
+def save_many(root: str, writer: int, count: int, start: Barrier) -> None:
+    """Save ``count`` snapshots of run ``run-<writer>`` once every writer has opened ``root``."""
+    with SnapshotStore(root) as store:
+        start.wait(WAIT)
+        for i in range(count):
+            store.save_snapshot(NormalizedSnapshot(f"run-{writer}", "TRAINING", metrics={"i": i}))

@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import warnings
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,7 +34,7 @@ from snapstore._errors import (
     storage_errors,
 )
 from snapstore._fstype import check_filesystem
-from snapstore._lock import WriterLock
+from snapstore._lock import WriterLock, refuse_second_name
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
@@ -43,7 +45,6 @@ from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 MARKER = "SNAPSTORE"
 STORE_FORMAT = 1
@@ -75,7 +76,11 @@ class LocalBackend:
         strict: bool = False,
         use_checkpoint: bool = True,
     ) -> None:
-        self.root = root
+        # The directory the path leads to, resolved once: the handle's lock,
+        # logs, quarantine and histories stay in that one store even if a
+        # symlink on the way is later pointed elsewhere (its lock would no
+        # longer guard the logs it reached).
+        self.root = Path(os.path.realpath(root))
         self._durability = durability
         self._lock_timeout = lock_timeout
         self._max_record_bytes = max_record_bytes
@@ -91,6 +96,8 @@ class LocalBackend:
             check_filesystem(root, strict=strict)
             self._fs.make_dirs(root)
             self._open_marker()
+            for log in (SNAPSHOT_LOG, BASELINE_LOG):
+                refuse_second_name(self.root / log)
             # The caller gets no handle to close if opening fails: release what
             # was opened so far (a log that fails to open closes its own file).
             self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
