@@ -314,3 +314,23 @@ def test_a_log_with_a_second_hard_link_is_refused(tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError, match="2 hard links"):
             IterationHistory(name)
     assert path.read_bytes() == before
+
+
+def test_a_handle_opened_through_a_link_stays_with_its_file_when_the_link_moves(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    for path in (first, second):
+        with IterationHistory(path) as history:
+            history.append({"file": path.stem})
+    link = tmp_path / "current.jsonl"
+    link.symlink_to(first)
+    with IterationHistory(link) as history:
+        link.unlink()
+        link.symlink_to(second)
+        # The handle holds the first file's lock: its appends go to that file.
+        assert history.append({"file": "later"}).seq == 2
+    for path, files in ((first, ["first", "later"]), (second, ["second"])):
+        with IterationHistory(path) as history:
+            assert [r.data["file"] for r in history] == files
+            assert history.verify().ok

@@ -21,6 +21,7 @@ from damage import (
 from helpers import check_log
 from snapstore import CorruptionError, IterationHistory
 from snapstore._io import installed
+from snapstore._repair import check_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -200,3 +201,31 @@ def test_verify_of_a_clean_history_reports_its_records(pristine: bytes, tmp_path
         assert (report.records, report.files) == (len(lines_of(pristine)), 1)
         assert history.repair().actions == []
     assert path.read_bytes() == pristine
+
+
+# -- a history reached through a symlink ------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["handle", "check_path"])
+def test_repair_through_a_symlink_rewrites_the_file_it_leads_to(
+    tmp_path: Path, pristine: bytes, how: str
+) -> None:
+    # Damage in the middle makes repair rewrite the log with an atomic replace:
+    # that must replace the file the link leads to, not the link itself (which
+    # would leave the damaged file in place and fork the log in two).
+    real = place(tmp_path, "real", flip(pristine, len(pristine) // 2, 3))
+    alias = tmp_path / "alias.jsonl"
+    alias.symlink_to(real)
+    if how == "handle":
+        with IterationHistory(alias, tolerant=True) as history:
+            assert not history.repair().ok
+    else:
+        assert not check_path(alias, repair=True).ok
+    assert alias.is_symlink()
+    assert alias.read_bytes() == real.read_bytes()
+    assert real.read_bytes() != flip(pristine, len(pristine) // 2, 3)
+    with IterationHistory(real) as history:
+        assert history.verify().ok
+    assert list(quarantine_of(real).glob("*.bin"))
+    assert not (tmp_path / "alias.jsonl.quarantine").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alias.jsonl", "real"]

@@ -367,6 +367,18 @@ def _temp_name(target: str, pid: int, host: str = _HOST_TAG) -> str:
     return f".{target}.{host}.{pid}.x1y2z3.tmp"
 
 
+def _abandoned(path: Path) -> Path:
+    """Write ``path`` as a temp file its writer left a minute ago, published mode and unlocked."""
+    path.write_bytes(b"partial")
+    _age(path)
+    return path
+
+
+def _age(path: Path) -> None:
+    then = time.time() - 60
+    os.utime(path, (then, then))
+
+
 @pytest.fixture
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
@@ -416,13 +428,13 @@ def test_stale_temp_files_are_found_and_removed_but_live_ones_are_left(
     (root / QUARANTINE).mkdir()
     stale.append(root / QUARANTINE / _temp_name("snapshots.jsonl.0.1.bin", dead_pid))
     for path in stale:
-        path.write_bytes(b"partial")
+        _abandoned(path)
     # A live writer's work in progress (it holds the file's lock), and one of
     # another host (whose locks may not show here): neither may be reported or
     # removed.
-    other_host = root / _temp_name(PARQUET, dead_pid, "0badf00d")
-    other_host.write_bytes(b"partial")
+    other_host = _abandoned(root / _temp_name(PARQUET, dead_pid, "0badf00d"))
     with held_by_a_live_writer(root / _temp_name(DOCUMENT, os.getpid() + 1)) as writer:
+        _age(root / _temp_name(DOCUMENT, os.getpid() + 1))  # its lock keeps it, not its age
         alive = [root / _temp_name(DOCUMENT, os.getpid() + 1), other_host]
         assert writer > 0
         found, repaired = verify_and_repair(root)
@@ -440,6 +452,7 @@ def test_a_live_writers_temp_named_with_a_pid_free_here_is_left(
     root = copy_store(pristine, tmp_path, "store", {})
     temp = root / _temp_name(PARQUET, dead_pid)
     with held_by_a_live_writer(temp):
+        _age(temp)  # its lock keeps it, not its age
         SnapshotStore(root).close()
         found, repaired = verify_and_repair(root)
         assert temp.exists()
@@ -483,7 +496,7 @@ def test_dry_run_changes_nothing(pristine: Path, tmp_path: Path, dead_pid: int) 
             DOCUMENT: b"{}",
         },
     )
-    (root / _temp_name(PARQUET, dead_pid)).write_bytes(b"partial")
+    _abandoned(root / _temp_name(PARQUET, dead_pid))
     before = tree_bytes(root)
     report = check_path(root, repair=True, dry_run=True)
     assert tree_bytes(root) == before

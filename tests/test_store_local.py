@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conformance import StoreConformance
-from snapstore import NormalizedSnapshot, SnapshotStore, SnapstoreError
+from snapstore import InvalidInputError, NormalizedSnapshot, SnapshotStore, SnapstoreError
 from store_fixtures import (
     STAGES,
     LocalHarness,
@@ -168,3 +168,43 @@ def test_a_log_replaced_by_one_of_the_same_size_is_read_from_the_new_file(
         found = store.get("run-1", "train")
         assert found is not None
         assert dict(found.metrics) == {"loss": 0.75}
+
+
+# -- one store, one lock, whatever path reaches it -------------------------------------
+
+
+@pytest.mark.parametrize("log", ["snapshots.jsonl", "baselines.jsonl"])
+def test_a_store_log_with_a_second_hard_link_is_refused(tmp_path: Path, log: str) -> None:
+    # A second store directory sharing the log through a hard link would lock
+    # its own .lock: two writers, one file.
+    root = tmp_path / "store"
+    with SnapshotStore(root) as store:
+        store.save_snapshot(NormalizedSnapshot("r", "TRAINING", metrics={"m": 1.0}))
+    (tmp_path / "other").mkdir()
+    os.link(root / log, tmp_path / "other" / log)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(InvalidInputError, match="2 hard links") as raised:
+        SnapshotStore(root)
+    assert str(root / log) in str(raised.value)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_handle_opened_through_a_link_stays_with_its_store_when_the_link_moves(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root in (first, second):
+        with SnapshotStore(root) as store:
+            store.save_snapshot(NormalizedSnapshot(root.name, "TRAINING", metrics={"m": 1.0}))
+    link = tmp_path / "current"
+    link.symlink_to(first)
+    with SnapshotStore(link) as store:
+        link.unlink()
+        link.symlink_to(second)
+        # The handle holds the first store's lock: its saves go to that store.
+        saved = store.save_snapshot(NormalizedSnapshot("later", "TRAINING", metrics={"m": 2.0}))
+        assert saved.snapshot_seq == 2
+    for root, run_ids in ((first, ["first", "later"]), (second, ["second"])):
+        with SnapshotStore(root) as store:
+            assert [s.run_id for s in store.snapshots()] == run_ids
+            assert store.verify().ok

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapstore import NormalizedSnapshot, SnapshotStore
 from store_fixtures import STAGES
+from workers import save_many
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -170,6 +171,13 @@ def test_processes_racing_on_an_empty_group_agree_on_one_baseline(tmp_path: Path
 
 # -- 8 processes creating one new store at once --------------------------------------
 
+CREATION_ROUNDS = 300
+
+
+def _new_store(root: str, n: int) -> Path:
+    """The directory of round ``n``: even rounds find it missing, odd ones empty."""
+    return Path(root).with_name(f"new-{n}")
+
 
 def _open_new_stores(root: str, barrier: str, worker: int, peers: int, rounds: int) -> list[str]:
     """Open store ``n`` of ``rounds`` new ones, all peers at once; what each open raised."""
@@ -179,18 +187,31 @@ def _open_new_stores(root: str, barrier: str, worker: int, peers: int, rounds: i
         gate.mkdir(exist_ok=True)
         _wait_for_peers(gate, worker, peers)
         try:
-            SnapshotStore(Path(root).with_name(f"new-{n}")).close()
+            SnapshotStore(_new_store(root, n)).close()
         except Exception as exc:  # reported to the test, which fails on any
             failures.append(f"round {n}: {type(exc).__name__}: {exc}")
     return failures
 
 
 def test_eight_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
-    rounds = 40
-    results = _run_workers(tmp_path, _open_new_stores, 8, rounds)
-    assert [failure for worker in results for failure in worker] == []
-    for n in range(rounds):
-        with SnapshotStore(tmp_path / f"new-{n}") as store:
+    # A missing directory and an empty one are both "a new store": whichever
+    # process publishes the marker first, every opener gets that one store.
+    root = tmp_path / "store"
+    for n in range(1, CREATION_ROUNDS, 2):
+        _new_store(str(root), n).mkdir()
+    results = _run_workers(tmp_path, _open_new_stores, 8, CREATION_ROUNDS)
+    failures = [failure for worker in results for failure in worker]
+    assert failures == [], f"{len(failures)} failed opens, the first: {failures[:2]}"
+    for n in range(CREATION_ROUNDS):
+        new = _new_store(str(root), n)
+        assert sorted(p.name for p in new.iterdir()) == [
+            ".lock",
+            "SNAPSTORE",
+            "baselines.jsonl",
+            "snapshots.jsonl",
+        ], "a creator left a temp file, or a second creation left files behind"
+        with SnapshotStore(new) as store:
+            assert len(store) == 0
             assert store.verify().ok
 
 
@@ -219,3 +240,37 @@ def test_a_baseline_pinned_between_a_look_and_the_lock_wins(
         assert answer == mine
         assert b.get("run-b", "TRAIN") is None, "B saved a snapshot it did not pin"
     assert (tmp_path / "s" / "baselines.jsonl").read_bytes().count(b"\n") == 1
+
+
+# -- savers through a symlinked root and the real one -----------------------------------
+
+
+def test_savers_through_a_symlinked_root_and_the_real_one_share_one_lock(tmp_path: Path) -> None:
+    real, count = tmp_path / "store", 100
+    SnapshotStore(real).close()
+    (tmp_path / "link").symlink_to(real)
+    paths = [real, tmp_path / "link", real, tmp_path / "link"]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(paths))
+    savers = [
+        context.Process(target=save_many, args=(str(path), w, count, start))
+        for w, path in enumerate(paths)
+    ]
+    for saver in savers:
+        saver.start()
+    try:
+        for saver in savers:
+            saver.join(RESULT_TIMEOUT)
+        assert [saver.exitcode for saver in savers] == [0] * len(paths)
+    finally:
+        for saver in savers:
+            if saver.is_alive():
+                saver.kill()
+                saver.join()
+    assert _log_seqs(real) == list(range(1, len(paths) * count + 1))
+    with SnapshotStore(tmp_path / "link") as store:
+        assert store.verify().ok
+        for w in range(len(paths)):
+            versions = store.versions(f"run-{w}", "TRAINING")
+            assert [v.metrics["i"] for v in versions] == list(range(count))
+    assert not (real / "quarantine").exists(), "acknowledged saves were quarantined"

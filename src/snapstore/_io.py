@@ -220,7 +220,15 @@ class FileSystem:
         temp (unique name, O_EXCL, locked) -> write all -> sync -> rename over ->
         sync the directory. The temp is removed on any failure before the
         rename, and the original error propagates.
+
+        A symlink is replaced through: the file it leads to gets the new bytes.
         """
+        if path.is_symlink():
+            # Renaming over the link would replace the link: a log repaired
+            # through one would fork in two, the damaged file staying where
+            # every other name leads. The temp goes beside the real file, on
+            # its file system, as rename needs.
+            path = Path(os.path.realpath(path))
         fd, temp = self.open_temp(path.parent, path.name)
         held: int | None = fd
         try:
@@ -299,8 +307,9 @@ def stale_temps(directory: Path) -> list[Path]:
     """Temp files in ``directory`` that writers of this host abandoned, sorted.
 
     Abandoned: nobody holds its lock (its writer died, or failed before it
-    could remove it). Another host's temp files are never judged: their
-    writers' locks may not be visible here.
+    could remove it), and it is not in creation (see ``_IN_CREATION``).
+    Another host's temp files are never judged: their writers' locks may not
+    be visible here.
     """
     try:
         names = os.listdir(directory)

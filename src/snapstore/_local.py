@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import warnings
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,7 +34,7 @@ from snapstore._errors import (
     storage_errors,
 )
 from snapstore._fstype import check_filesystem
-from snapstore._lock import WriterLock
+from snapstore._lock import WriterLock, refuse_second_name
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
@@ -43,7 +45,6 @@ from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 MARKER = "SNAPSTORE"
 STORE_FORMAT = 1
@@ -75,7 +76,11 @@ class LocalBackend:
         strict: bool = False,
         use_checkpoint: bool = True,
     ) -> None:
-        self.root = root
+        # The directory the path leads to, resolved once: the handle's lock,
+        # logs, quarantine and histories stay in that one store even if a
+        # symlink on the way is later pointed elsewhere (its lock would no
+        # longer guard the logs it reached).
+        self.root = Path(os.path.realpath(root))
         self._durability = durability
         self._lock_timeout = lock_timeout
         self._max_record_bytes = max_record_bytes
@@ -87,18 +92,20 @@ class LocalBackend:
         self._histories: dict[str, IterationHistory] = {}
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
-        with storage_errors(root), contextlib.ExitStack() as opened:
-            check_filesystem(root, strict=strict)
-            self._fs.make_dirs(root)
+        with storage_errors(self.root), contextlib.ExitStack() as opened:
+            check_filesystem(self.root, strict=strict)
+            self._fs.make_dirs(self.root)
             self._open_marker()
+            for log in (SNAPSHOT_LOG, BASELINE_LOG):
+                refuse_second_name(self.root / log)
             # The caller gets no handle to close if opening fails: release what
             # was opened so far (a log that fails to open closes its own file).
-            self._lock = WriterLock(root / LOCK_FILE, self._fs, lock_timeout)
+            self._lock = WriterLock(self.root / LOCK_FILE, self._fs, lock_timeout)
             opened.callback(_close_quietly, self._lock)
-            for directory in (root, root / HISTORY_DIR, root / QUARANTINE_DIR):
+            for directory in (self.root, self.root / HISTORY_DIR, self.root / QUARANTINE_DIR):
                 self._fs.remove_stale_temps(directory)
             attempt = use_checkpoint and self._log_is_large()
-            loaded = load_checkpoint(root, root / SNAPSHOT_LOG) if attempt else None
+            loaded = load_checkpoint(self.root, self.root / SNAPSHOT_LOG) if attempt else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
             # The seq the checkpoint on disk covers (0: none); None when there is
             # one that is unusable (it describes another version of the log), to
@@ -107,7 +114,7 @@ class LocalBackend:
                 start.seq
                 if start is not None
                 else None
-                if attempt and (root / INDEX_PARQUET).exists()
+                if attempt and (self.root / INDEX_PARQUET).exists()
                 else 0
             )
             self._snapshots = self._open_log(
@@ -142,9 +149,11 @@ class LocalBackend:
                 for name in sorted(p.name for p in self.root.iterdir())
                 if name not in _PRE_MARKER and not _io.is_temp_name(name)
             ]
-            # A peer creating the store at the same time writes its marker
-            # before any other file: files seen with a marker there by now
-            # are that peer's, not a foreign directory's.
+            # A peer creating the store at the same time may publish its marker
+            # between our look for it and the listing. A creator makes the
+            # marker before any file the listing counts (its lock and temp
+            # files are not counted), so files seen while a marker exists by
+            # now are that peer's store, not a foreign directory.
             if foreign and not marker.exists():
                 raise NotAStoreError(
                     f"{self.root} is not a snapstore store (no {MARKER} file) but holds "
@@ -156,7 +165,9 @@ class LocalBackend:
                 "created_at": datetime.now(UTC).isoformat(),
                 "created_by": "snapstore",
             }
-            # Exclusive: two processes creating one store both end up with one marker.
+            # Exclusive: two processes creating one store both end up with one
+            # marker, the first one's. False (a peer's came first) is no error:
+            # the marker read below is the one every opener reads.
             self._fs.create_exclusive(marker, orjson.dumps(document, option=orjson.OPT_INDENT_2))
         problem = marker_problem(self.root)
         if problem is not None:

@@ -20,7 +20,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from snapstore._errors import LockTimeout
+from snapstore._errors import InvalidInputError, LockTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,6 +90,26 @@ def lock_file_of(log: Path) -> Path:
     """
     real = Path(os.path.realpath(log))
     return real.with_name(real.name + ".lock")
+
+
+def refuse_second_name(log: Path) -> None:
+    """Refuse the log ``log`` if it has another hard link: its lock cannot be derived.
+
+    Symlinks lead to the one real name, but the names of a hard-linked file are
+    equals, nothing leads from one to the other: writers through another name
+    (another history path, another store directory) would take another lock
+    file and interleave their appends. Checked before anything is locked.
+    """
+    try:
+        links = log.stat().st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise InvalidInputError(
+            f"{log} has {links} hard links: writers through another name would not share "
+            "its writer lock. Open it by one name only: remove the other links (ls -i "
+            "shows the inode to look for), or make them symbolic links (ln -s)"
+        )
 
 
 class WriterLock:

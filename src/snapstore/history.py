@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
-from snapstore._lock import WriterLock, lock_file_of
+from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
 from snapstore._log import CheckedLog, Durability, Problem, check_write_options
 from snapstore._record import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -54,25 +54,6 @@ def default_quarantine_dir(log: Path) -> Path:
     return real.with_name(real.name + ".quarantine")
 
 
-def _refuse_second_name(path: Path) -> None:
-    """A log with a second hard link has two names and no way to tell: refuse it.
-
-    Its lock file is derived from a name, so writers through the other name
-    would take another lock and interleave their appends. (Symlinks are
-    resolved, so they are fine.)
-    """
-    try:
-        links = path.stat().st_nlink
-    except FileNotFoundError:
-        return
-    if links > 1:
-        raise InvalidInputError(
-            f"{path} has {links} hard links: writers through another name would not share "
-            "its writer lock. Open it by one name only: remove the other links, or make "
-            "them symbolic links (ln -s)"
-        )
-
-
 class IterationHistory:
     """An append-only history of records in one ``.jsonl`` file.
 
@@ -100,7 +81,12 @@ class IterationHistory:
         if self.path.suffix != ".jsonl":
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
         self.max_record_bytes = max_record_bytes
-        _refuse_second_name(self.path)
+        refuse_second_name(self.path)
+        # The file the path leads to, resolved once: the lock and quarantine
+        # are derived from it (one lock per log, whichever path reaches it),
+        # and the handle keeps to it even if a symlink on the way is later
+        # pointed elsewhere (its lock would no longer guard what it reached).
+        real = self._real = Path(os.path.realpath(self.path))
         self._quarantine_dir = (
             Path(quarantine_dir)
             if quarantine_dir is not None
@@ -117,10 +103,10 @@ class IterationHistory:
             check_filesystem(self.path.parent, strict=strict)
             fs.make_dirs(self.path.parent)
             fs.remove_stale_temps(self._quarantine_dir)
-            self._lock = WriterLock(lock_file_of(self.path), fs, lock_timeout)
+            self._lock = WriterLock(lock_file_of(real), fs, lock_timeout)
         try:
             self._log = CheckedLog(
-                self.path,
+                real,
                 fs=fs,
                 lock=self._lock,
                 quarantine_dir=self._quarantine_dir,
@@ -201,14 +187,14 @@ class IterationHistory:
         """Check every line: checksum, seq order, unique keys. Changes nothing."""
         from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
 
-        return check_history(self.path, quarantine_dir=self._quarantine_dir)
+        return check_history(self._real, quarantine_dir=self._quarantine_dir)
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
         from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
 
         report = check_history(
-            self.path, repair=True, dry_run=dry_run, quarantine_dir=self._quarantine_dir
+            self._real, repair=True, dry_run=dry_run, quarantine_dir=self._quarantine_dir
         )
         self._log.refresh()
         return report
