@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import zlib
 from pathlib import Path
@@ -69,7 +70,13 @@ def quarantined(path: Path) -> list[bytes]:
 
 
 def open_fds() -> set[int]:
-    """The descriptors this process holds open (Linux), to check that nothing leaks."""
+    """The descriptors this process holds open (Linux), to check that nothing leaks.
+
+    Garbage is collected first: a handle another test dropped gives its
+    descriptors back when the collector reclaims it, which may otherwise
+    happen between two counts.
+    """
+    gc.collect()
     return {int(entry.name) for entry in Path("/proc/self/fd").iterdir()}
 
 

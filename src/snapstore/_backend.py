@@ -49,4 +49,9 @@ class Backend(Protocol):
 
     def checkpoint(self) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, *, finish: bool = True) -> None:
+        """Release everything; with ``finish``, first persist what is pending (a checkpoint).
+
+        ``finish=False`` is for a handle that may not write: a copy inherited
+        through fork(), or one the garbage collector reclaims.
+        """

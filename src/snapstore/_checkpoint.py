@@ -18,11 +18,13 @@ import logging
 import zlib
 from array import array
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from snapstore._errors import CorruptionError
+from snapstore._fork import arrow_barrier
 from snapstore._log import LogPosition
 from snapstore._record import decode_line
 from snapstore._snapshot_index import SnapshotIndex
@@ -66,7 +68,9 @@ def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -
     if digest is None and image.position.seq > 0:
         return False
     meta = _position_meta(image.position, digest, image.index.count)
-    parquet = _parquet_bytes(image.index, meta)
+    _import_arrow()
+    with arrow_barrier:
+        parquet = _parquet_bytes(image.index, meta)
     fs.write_atomic(root / INDEX_PARQUET, parquet)
     document = {
         **meta,
@@ -97,7 +101,8 @@ def load_checkpoint(
     except FileNotFoundError:
         return None
     try:
-        with source:
+        _import_arrow()
+        with source, arrow_barrier:
             index, start, meta = _read_parquet(source)
     except Exception as exc:  # any unreadable cache means: replay the log
         if strict:
@@ -161,23 +166,46 @@ def _line_digest(log: Path, position: LogPosition) -> str | None:
     return hashlib.sha256(line).hexdigest()
 
 
+def _import_arrow() -> None:
+    """Import what checkpoints use of pyarrow, outside ``arrow_barrier``.
+
+    A module may register fork hooks as it is imported; registered while a
+    fork waits at the barrier, its "after" hook would run without its "before"
+    hook having run (and release a lock it never took).
+    """
+    import pyarrow.compute  # noqa: PLC0415 - heavy; only checkpoints need it
+    import pyarrow.parquet  # noqa: F401, PLC0415
+
+
 def _parquet_bytes(index: SnapshotIndex, meta: dict[str, Any]) -> bytes:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only checkpoints need it
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    seqs = [seq for seq in range(1, len(index.offsets)) if index.has(seq)]
+    # Every column is built from buffers, never with pa.array(): given Python
+    # values, pyarrow imports pandas (when installed) to inspect them, which
+    # costs more than the whole checkpoint of a small store, and registers
+    # fork hooks in the middle of the work (see _fork.arrow_barrier).
+    seqs = array("q", (seq for seq in range(1, len(index.offsets)) if index.has(seq)))
     dense = len(seqs) == len(index.offsets) - 1
 
-    def ints(column: array[int]) -> Any:
-        values = column[1:] if dense else array("q", (column[seq] for seq in seqs))
+    def int64s(values: array[int]) -> Any:
         return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
+    def ints(column: array[int]) -> Any:
+        return int64s(column[1:] if dense else array("q", (column[seq] for seq in seqs)))
+
     def texts(column: list[str]) -> Any:
-        return pa.array(column[1:] if dense else [column[seq] for seq in seqs], pa.string())
+        rows = column[1:] if dense else [column[seq] for seq in seqs]
+        encoded = [text.encode() for text in rows]
+        # int32 offsets (the type the checkpoint is read back as): names are
+        # at most 200 characters, so this holds some millions of snapshots.
+        offsets = array("i", accumulate(map(len, encoded), initial=0))
+        data = pa.py_buffer(b"".join(encoded))
+        return pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), data])
 
     table = pa.table(
         {
-            "snapshot_seq": pa.array(seqs, pa.int64()),
+            "snapshot_seq": int64s(seqs),
             "run_id": texts(index.run_ids),
             "stage": texts(index.stages),
             "comparison_key": texts(index.comparison_keys),

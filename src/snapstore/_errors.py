@@ -76,6 +76,10 @@ class ClosedError(SnapstoreError, ValueError):
     """The handle was closed (or made unusable by a failed sync)."""
 
 
+class InheritedHandleError(ClosedError):
+    """A handle opened before ``fork()`` was used in the child: open a new one there."""
+
+
 class CheckpointWarning(UserWarning):
     """Writing the derived indices after a committed save failed; nothing was lost.
 

@@ -17,6 +17,8 @@ import contextlib
 import os
 import threading
 import warnings
+import weakref
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,13 +42,16 @@ from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT
-from snapstore.history import IterationHistory
+from snapstore.history import IterationHistory, open_store_history
 from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 MARKER = "SNAPSTORE"
+# How many of its most recently used histories a store keeps open (two
+# descriptors each) when nobody else holds them.
+RECENT_HISTORIES = 32
 STORE_FORMAT = 1
 SNAPSHOT_LOG = "snapshots.jsonl"
 BASELINE_LOG = "baselines.jsonl"
@@ -89,7 +94,13 @@ class LocalBackend:
         self._fs = _io.current()
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
-        self._histories: dict[str, IterationHistory] = {}
+        # The histories handed out: the most recently used few kept open here,
+        # any other one open while its caller still holds it (see history()).
+        self._histories_lock = threading.Lock()
+        self._recent_histories: OrderedDict[str, IterationHistory] = OrderedDict()
+        self._histories: weakref.WeakValueDictionary[str, IterationHistory] = (
+            weakref.WeakValueDictionary()
+        )
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
         with storage_errors(self.root), contextlib.ExitStack() as opened:
@@ -220,7 +231,9 @@ class LocalBackend:
         data = record.data
         self._baselines[group_key(data["stage"], data["comparison_key"])] = data["snapshot_seq"]
 
-    def _same_as_latest(self, entry: Entry, staged: list[LogRecord]) -> LogRecord | None:
+    def _same_as_latest(
+        self, entry: Entry, staged: list[LogRecord], read: Callable[[int, int], LogRecord]
+    ) -> LogRecord | None:
         """The latest version of the entry's key, if its content is identical (a retry)."""
         payload = orjson.loads(entry.data_json)
         run_id, stage = payload["run_id"], payload["stage"]
@@ -237,7 +250,7 @@ class LocalBackend:
                 place = self._index.place(self._index.latest_seq(run_id, stage))
             if place is None:
                 return None  # a new key: nothing to compare
-            latest = self._snapshots.read(*place)
+            latest = read(*place)
         return latest if _canonical(latest.data) == _canonical(payload) else None
 
     # -- Backend -------------------------------------------------------------
@@ -339,17 +352,29 @@ class LocalBackend:
         self._baseline_log.append([Entry(orjson.dumps(pin), None)])
 
     def history(self, name: str) -> IterationHistory:
-        history = self._histories.get(name)
-        if history is None:
-            history = IterationHistory(
-                self.root / HISTORY_DIR / f"{name}.jsonl",
-                durability=self._durability,
-                lock_timeout=self._lock_timeout,
-                max_record_bytes=self._max_record_bytes,
-                strict=self._strict,
-                quarantine_dir=self.root / QUARANTINE_DIR,
-            )
-            self._histories[name] = history
+        # Each open history holds two descriptors (its file and its lock), so
+        # a store with thousands of histories cannot keep them all open: it
+        # keeps the most recently used ones, and one that drops out of them
+        # is closed once its caller lets go of it too (at once: a history
+        # handle holds no reference cycle). A handle that is still held stays
+        # the one handed out, so one process writes a history through one
+        # handle and one group commit.
+        with self._histories_lock:
+            history = self._histories.get(name)
+            if history is None or history.closed:
+                history = open_store_history(
+                    self.root / HISTORY_DIR / f"{name}.jsonl",
+                    durability=self._durability,
+                    lock_timeout=self._lock_timeout,
+                    max_record_bytes=self._max_record_bytes,
+                    strict=self._strict,
+                    quarantine_dir=self.root / QUARANTINE_DIR,
+                )
+                self._histories[name] = history
+            self._recent_histories[name] = history
+            self._recent_histories.move_to_end(name)
+            if len(self._recent_histories) > RECENT_HISTORIES:
+                self._recent_histories.popitem(last=False)
         return history
 
     def refresh(self, *, pins: bool = True) -> None:
@@ -366,15 +391,17 @@ class LocalBackend:
                 self._snapshots.refresh()
                 self._write_checkpoint()
 
-    def close(self) -> None:
+    def close(self, *, finish: bool = True) -> None:
         # Every file is released even when the checkpoint or closing another
         # file fails (close(2) releases the descriptor even when it reports EIO).
         with storage_errors(self.root), contextlib.ExitStack() as closing:
             closing.callback(self._lock.close)
             closing.callback(self._baseline_log.close)
             closing.callback(self._snapshots.close)
-            for history in self._histories.values():
+            for history in list(self._histories.values()):
                 closing.callback(history.close)
+            if not finish:
+                return
             if self._snapshots.last_seq != self._checkpointed and not self._failed():
                 # Not checkpoint(): a handle that is closing does not read a
                 # log that repair replaced; the next handle checkpoints it.

@@ -16,7 +16,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -75,12 +74,6 @@ def _owned(lock: object) -> bool:
     return is_owned()
 
 
-# A forked child shares its parent's open file descriptions, and flock locks
-# belong to a description: parent and child would not exclude each other. After
-# a fork every lock of the child takes a descriptor of its own.
-_LOCKS: weakref.WeakSet[WriterLock] = weakref.WeakSet()
-
-
 def lock_file_of(log: Path) -> Path:
     """The lock file of the log ``log``: beside the file the path leads to.
 
@@ -126,8 +119,6 @@ class WriterLock:
         # lock two different inodes under one name. It also carries the logs'
         # synced marks (see _synced), hence a descriptor for positioned writes.
         self._fd, _ = fs.open_lock(path)
-        self._inherited = False  # the descriptor came from the parent of a fork
-        _LOCKS.add(self)
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -136,9 +127,6 @@ class WriterLock:
             return
         try:
             deadline = self._take_thread_lock()
-            if self._inherited:
-                self._fd, _ = self._fs.open_lock(self.path)
-                self._inherited = False
             if not _try_lock(self._fd):
                 self._wait_for_os_lock(deadline)
             # Plain stores, no call between them and the end of the block: an
@@ -210,7 +198,6 @@ class WriterLock:
         # file that the process has since opened under that number.
         if self._fd < 0:
             return
-        _LOCKS.discard(self)
         fd, self._fd = self._fd, -1
         self._fs.close(fd)
 
@@ -228,20 +215,3 @@ class WriterLock:
             backoff = min(backoff * 2, _MAX_BACKOFF)
             if _try_lock(self._fd):
                 return
-
-    def _after_fork(self) -> None:
-        # The child starts unlocked; it opens its own descriptor when it first
-        # locks (a hook that runs at fork time has nobody to report errors to).
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._owner_thread = 0
-        self._inherited = True
-
-
-def _reopen_all_after_fork() -> None:
-    for lock in list(_LOCKS):
-        lock._after_fork()  # noqa: SLF001 - the module's own fork hook
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reopen_all_after_fork)

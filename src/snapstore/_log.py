@@ -30,11 +30,13 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import orjson
 
+from snapstore import _fork
 from snapstore._errors import (
     ClosedError,
     CorruptionError,
@@ -47,13 +49,17 @@ from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line,
 from snapstore._synced import SyncedMark
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
     from snapstore._io import FileSystem
     from snapstore._lock import WriterLock
 
 Durability = Literal["fsync", "write"]
+# Maps an entry to the record already stored for it (a retry), or None. Gets the
+# records staged so far in its batch and a reader of the log's records (so the
+# owner need not hold the log: see IterationHistory's index).
+Resolver = Callable[[Entry, list[LogRecord], Callable[[int, int], LogRecord]], LogRecord | None]
 DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 
 _READ_CHUNK = 1 << 20
@@ -138,7 +144,7 @@ class CheckedLog:
         durability: Durability,
         on_record: Callable[[LogRecord], None],
         on_reset: Callable[[], None],
-        resolve: Callable[[Entry, list[LogRecord]], LogRecord | None] | None = None,
+        resolve: Resolver | None = None,
         start: LogPosition | None = None,
         tolerant: bool = False,
         mark_slot: int = 0,
@@ -164,6 +170,7 @@ class CheckedLog:
         self._sync_seconds = 0.0  # how long the last sync took
         self._failure: BaseException | None = None
         self._closed = False
+        self._opened_at = _fork.forks()
 
         self._position = LogPosition()
         self._line_count: int | None = 0
@@ -209,7 +216,7 @@ class CheckedLog:
 
     def refresh(self) -> None:
         """Take in what other processes appended since the last look."""
-        self._check_open()
+        self.check_open()
         try:
             seen = self._fs.identity(self.path)
         except OSError as exc:
@@ -228,7 +235,7 @@ class CheckedLog:
 
     def read_line(self, offset: int, length: int) -> dict[str, Any]:
         """The line stored at ``offset``, checked and decoded (one pread), as a dict."""
-        self._check_open()
+        self.check_open()
         try:
             line = self._fs.read(self._fd, length, offset)
         except OSError as exc:
@@ -241,7 +248,7 @@ class CheckedLog:
 
     def scan(self, end: int | None = None) -> Iterator[LogRecord]:
         """Every valid record from the start of the file up to ``end``, in order."""
-        self._check_open()
+        self.check_open()
         stop = self._position.end if end is None else end
         with storage_errors(self.path):
             for line_no, (offset, line, complete) in enumerate(
@@ -415,6 +422,7 @@ class CheckedLog:
         seq = self._position.seq
         offset = self._position.end
         resolve = self._resolve
+        read = self.read
         for request in batch:
             if request.records:  # staged by a leader that was interrupted
                 if self._written(request):
@@ -423,7 +431,7 @@ class CheckedLog:
                 request.records.clear()
                 request.lines.clear()
             for entry in request.entries:
-                existing = resolve(entry, staged) if resolve is not None else None
+                existing = resolve(entry, staged, read) if resolve is not None else None
                 if existing is not None:
                     request.records.append(existing)
                     request.lines.append(None)
@@ -635,9 +643,16 @@ class CheckedLog:
         obj = decode_line(line[:-1]) if line.endswith(b"\n") else None
         return obj is not None and obj["seq"] == start.seq
 
-    def _check_open(self) -> None:
+    @property
+    def inherited(self) -> bool:
+        """Whether this handle was opened in the parent of a fork (see _fork)."""
+        return self._opened_at != _fork.forks()
+
+    def check_open(self) -> None:
+        """Raise unless this handle is open and was opened in this process (see _fork)."""
         if self._closed:
             raise ClosedError(f"{self.path} is closed")
+        _fork.check_not_inherited(self._opened_at, self.path)
 
     @property
     def failed(self) -> bool:
@@ -645,7 +660,7 @@ class CheckedLog:
         return self._failure is not None
 
     def check_writable(self) -> None:
-        self._check_open()
+        self.check_open()
         if self._failure is not None:
             raise ClosedError(
                 f"{self.path}: an earlier sync failed ({self._failure}); "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import threading
+import warnings
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from snapstore._record import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
 
@@ -52,6 +54,72 @@ def default_quarantine_dir(log: Path) -> Path:
     """Where a standalone history's damaged bytes go: beside the file its path leads to."""
     real = Path(os.path.realpath(log))
     return real.with_name(real.name + ".quarantine")
+
+
+class _RecordIndex:
+    """Where each record of one history is: its seq, offset and length, and its key.
+
+    Apart from the handle on purpose: the log calls into the index, and the
+    index holds nothing that leads back to the handle, so a handle that nobody
+    refers to any more is freed at once, and its files closed (see __del__).
+    """
+
+    __slots__ = ("_keys", "_lengths", "_lock", "_offsets", "_seqs")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seqs = array("q")
+        self._offsets = array("q")
+        self._lengths = array("q")
+        self._keys: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def add(self, record: LogRecord) -> None:
+        with self._lock:
+            held = len(self._seqs)
+            if held and record.seq <= self._seqs[held - 1]:
+                return  # offered again after an interrupted commit: already held
+            # seqs is appended last and says what is held: a call cut short by
+            # an interrupt may have left the other columns one longer.
+            del self._offsets[held:], self._lengths[held:]
+            self._offsets.append(record.offset)
+            self._lengths.append(record.length)
+            if record.key is not None:
+                self._keys.setdefault(record.key, held)
+            self._seqs.append(record.seq)
+
+    def clear(self) -> None:
+        with self._lock:
+            del self._seqs[:], self._offsets[:], self._lengths[:]
+            self._keys.clear()
+
+    def locate(self, seq: int) -> tuple[int, int] | None:
+        with self._lock:
+            i = bisect.bisect_left(self._seqs, seq)
+            if i < len(self._seqs) and self._seqs[i] == seq:
+                return self._offsets[i], self._lengths[i]
+        return None
+
+    def newest(self, n: int) -> list[tuple[int, int]]:
+        """The places of the ``n`` newest records, oldest first."""
+        with self._lock:
+            start = max(len(self._seqs) - n, 0)
+            return list(zip(self._offsets[start:], self._lengths[start:], strict=True))
+
+    def resolve(
+        self, entry: Entry, staged: list[LogRecord], read: Callable[[int, int], LogRecord]
+    ) -> LogRecord | None:
+        """The record already stored under ``entry.key``, if any (exactly-once retries)."""
+        if entry.key is None:
+            return None
+        with self._lock:
+            i = self._keys.get(entry.key)
+            place = None if i is None else (self._offsets[i], self._lengths[i])
+        if place is not None:
+            return read(*place)
+        return next((record for record in staged if record.key == entry.key), None)
 
 
 class IterationHistory:
@@ -93,11 +161,8 @@ class IterationHistory:
             else default_quarantine_dir(self.path)
         )
         fs = _io.current()
-        self._index_lock = threading.Lock()
-        self._seqs = array("q")
-        self._offsets = array("q")
-        self._lengths = array("q")
-        self._keys: dict[str, int] = {}
+        self._index = index = _RecordIndex()
+        self._warn_if_unclosed = True
         # Report a failing disk as a StorageError here too, as every later call does.
         with storage_errors(self.path):
             check_filesystem(self.path.parent, strict=strict)
@@ -111,14 +176,15 @@ class IterationHistory:
                 lock=self._lock,
                 quarantine_dir=self._quarantine_dir,
                 durability=durability,
-                on_record=self._index_record,
-                on_reset=self._clear_index,
-                resolve=self._resolve,
+                on_record=index.add,
+                on_reset=index.clear,
+                resolve=index.resolve,
                 tolerant=tolerant,
             )
         except BaseException:
             self._lock.close()
             raise
+        self._closed = False
 
     # -- writing -------------------------------------------------------------
 
@@ -143,7 +209,7 @@ class IterationHistory:
 
     def __len__(self) -> int:
         self._log.refresh()
-        return len(self._seqs)
+        return len(self._index)
 
     def __iter__(self) -> Iterator[HistoryRecord]:
         """Every committed record in seq order, including other processes' appends."""
@@ -153,10 +219,11 @@ class IterationHistory:
 
     def get(self, seq: int) -> HistoryRecord:
         """The record with ``seq``; raises NotFoundError (a KeyError) if there is none."""
-        located = self._locate(seq)
+        self._log.check_open()
+        located = self._index.locate(seq)
         if located is None:
             self._log.refresh()
-            located = self._locate(seq)
+            located = self._index.locate(seq)
         if located is None:
             raise NotFoundError(f"{self.path} has no record with seq {seq}")
         return _history_record(self._log.read(*located))
@@ -166,10 +233,7 @@ class IterationHistory:
         if n < 0:
             raise InvalidInputError(f"n must be >= 0, not {n}")
         self._log.refresh()
-        with self._index_lock:
-            start = max(len(self._seqs) - n, 0)
-            places = list(zip(self._offsets[start:], self._lengths[start:], strict=True))
-        return [_history_record(self._log.read(*place)) for place in places]
+        return [_history_record(self._log.read(*place)) for place in self._index.newest(n)]
 
     @property
     def last_seq(self) -> int:
@@ -201,13 +265,30 @@ class IterationHistory:
 
     # -- lifecycle -----------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """Release the file and its lock. Idempotent."""
+        self._closed = True
         # The lock's descriptor is released even when closing the log reports
         # an error (close(2) may report EIO after releasing the descriptor).
         try:
             self._log.close()
         finally:
             self._lock.close()
+
+    def __del__(self) -> None:
+        # Like a file: a handle reclaimed while open gives its descriptors back,
+        # and says it was not closed. A copy inherited through fork() is the
+        # parent's to close, and a store's own histories are the store's.
+        if getattr(self, "_closed", True):
+            return  # closed, or __init__ failed before there was anything to close
+        if self._warn_if_unclosed and not self._log.inherited:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -223,41 +304,9 @@ class IterationHistory:
     def __repr__(self) -> str:
         return f"IterationHistory({str(self.path)!r}, last_seq={self.last_seq})"
 
-    # -- the index: where each record is -----------------------------------------
 
-    def _index_record(self, record: LogRecord) -> None:
-        with self._index_lock:
-            held = len(self._seqs)
-            if held and record.seq <= self._seqs[held - 1]:
-                return  # offered again after an interrupted commit: already held
-            # seqs is appended last and says what is held: a call cut short by
-            # an interrupt may have left the other columns one longer.
-            del self._offsets[held:], self._lengths[held:]
-            self._offsets.append(record.offset)
-            self._lengths.append(record.length)
-            if record.key is not None:
-                self._keys.setdefault(record.key, held)
-            self._seqs.append(record.seq)
-
-    def _clear_index(self) -> None:
-        with self._index_lock:
-            del self._seqs[:], self._offsets[:], self._lengths[:]
-            self._keys.clear()
-
-    def _locate(self, seq: int) -> tuple[int, int] | None:
-        with self._index_lock:
-            i = bisect.bisect_left(self._seqs, seq)
-            if i < len(self._seqs) and self._seqs[i] == seq:
-                return self._offsets[i], self._lengths[i]
-        return None
-
-    def _resolve(self, entry: Entry, staged: list[LogRecord]) -> LogRecord | None:
-        """The record already stored under ``entry.key``, if any (exactly-once retries)."""
-        if entry.key is None:
-            return None
-        with self._index_lock:
-            i = self._keys.get(entry.key)
-            place = None if i is None else (self._offsets[i], self._lengths[i])
-        if place is not None:
-            return self._log.read(*place)
-        return next((record for record in staged if record.key == entry.key), None)
+def open_store_history(path: Path, **options: Any) -> IterationHistory:
+    """A history a store opens, keeps and closes itself: no ResourceWarning when reclaimed."""
+    history = IterationHistory(path, **options)
+    history._warn_if_unclosed = False  # noqa: SLF001 - this module's own handle
+    return history

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from snapstore import _fork
 from snapstore._errors import ClosedError, InvalidInputError, NotFoundError
 from snapstore._local import LocalBackend
 from snapstore._log import Durability, check_write_options
@@ -53,6 +56,7 @@ class SnapshotStore:
             raise InvalidInputError(f"checkpoint_every must be positive, not {checkpoint_every!r}")
         self.root = Path(root)
         self.durability: Durability = durability
+        self._opened_at = _fork.forks()
         self._backend: Backend = LocalBackend(
             self.root,
             durability=durability,
@@ -250,11 +254,27 @@ class SnapshotStore:
         self._backend.checkpoint()
 
     def close(self) -> None:
-        """Checkpoint if anything is new, then release every file. Idempotent."""
+        """Checkpoint if anything is new, then release every file. Idempotent.
+
+        A handle inherited through ``fork()`` only releases its descriptors.
+        """
         if self._closed:
             return
         self._closed = True
-        self._backend.close()
+        self._backend.close(finish=self._opened_at == _fork.forks())
+
+    def __del__(self) -> None:
+        # Like a file: a store reclaimed while open gives its descriptors and
+        # locks back, and says it was not closed. No checkpoint here (a cache,
+        # and the collector may run anywhere); a copy inherited through fork()
+        # is the parent's to close.
+        if getattr(self, "_closed", True):
+            return  # closed, or __init__ failed before there was anything to close
+        self._closed = True
+        if self._opened_at == _fork.forks():
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        with contextlib.suppress(Exception):
+            self._backend.close(finish=False)
 
     def __enter__(self) -> Self:
         return self
@@ -300,3 +320,4 @@ class SnapshotStore:
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"{self} is closed")
+        _fork.check_not_inherited(self._opened_at, self)
