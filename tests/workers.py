@@ -27,8 +27,12 @@ def append_many(path: str, writer: int, count: int, start: Barrier) -> None:
 
 def hold_lock(path: str, held: Event, release: Event) -> None:
     """Hold the writer lock of the history ``path`` until ``release`` is set."""
-    lock_path = Path(path).with_name(Path(path).name + ".lock")
-    lock = WriterLock(lock_path, FileSystem(), timeout=WAIT)
+    hold_lock_file(str(Path(path).with_name(Path(path).name + ".lock")), held, release)
+
+
+def hold_lock_file(lock_path: str, held: Event, release: Event) -> None:
+    """Hold the writer lock file ``lock_path`` (a store's ``.lock``, say) until ``release``."""
+    lock = WriterLock(Path(lock_path), FileSystem(), timeout=WAIT)
     try:
         with lock:
             held.set()

@@ -5,20 +5,33 @@ stage, worker processes append their iterations to one history at the same
 time; the stage's result is saved as a snapshot; each TRAINING snapshot is
 compared with the previous comparable run and with its baseline. At the end the
 store is opened afresh and every invariant is checked against the logs.
+
+The demo adds only to a store of its own. Each snapshot it saves carries the
+data field ``snapstore_demo`` (which nothing else writes), and each history it
+writes is named ``run-NNN.STAGE``. A directory that is already a store is used
+only if every snapshot in it carries that field and every history in it has
+such a name (an empty store qualifies); any other store is refused before
+anything is written. Snapshots the demo saved before it marked them are
+recognised by their exact shape (a run-NNN run, one of the demo's stages and
+configs, the metrics auc and iterations, no data).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import re
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from snapstore.history import IterationHistory
+from snapstore._errors import InvalidInputError
+from snapstore._local import HISTORY_DIR, MARKER, SNAPSHOT_LOG
+from snapstore._record import decode_line
+from snapstore.history import DEFAULT_LOCK_TIMEOUT, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot
 from snapstore.store import SnapshotStore
 
@@ -29,6 +42,10 @@ STAGES = ("TARGET_RANKING", "FEATURE_SELECTION", "TRAINING")
 CONFIGS = ({"model": "gbm", "lr": 0.1, "depth": 6}, {"model": "gbm", "lr": 0.05, "depth": 8})
 WORKERS = 3
 ITERATIONS = 12
+# The data field each demo snapshot carries: how the demo knows a store of its own.
+DEMO_FIELD = "snapstore_demo"
+_DEMO_RUN = re.compile(r"run-\d{3,}")
+_DEMO_HISTORY = re.compile(rf"run-\d{{3,}}\.(?:{'|'.join(STAGES)})\.jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +57,10 @@ class TrainingRow:
     baseline: NormalizedSnapshot
 
 
-def _work(history_path: str, worker: int, run_seed: int) -> int:
+def _work(history_path: str, worker: int, run_seed: int, lock_timeout: float) -> int:
     """One worker process: append its iterations (keyed, so a retry never duplicates)."""
     rng = random.Random(run_seed * 100 + worker)
-    with IterationHistory(history_path) as history:
+    with IterationHistory(history_path, lock_timeout=lock_timeout) as history:
         for i in range(ITERATIONS):
             history.append(
                 {
@@ -56,11 +73,30 @@ def _work(history_path: str, worker: int, run_seed: int) -> int:
     return ITERATIONS
 
 
-def run_demo(root: Path, runs: int, echo: Callable[[str], None]) -> bool:
-    """Record ``runs`` pipeline runs in ``root``; return whether every check passed."""
+def run_demo(
+    root: Path,
+    runs: int,
+    echo: Callable[[str], None],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> bool:
+    """Record ``runs`` pipeline runs in ``root``; return whether every check passed.
+
+    Raises InvalidInputError, having written nothing, if ``root`` is a store
+    the demo did not write.
+    """
+    problem = foreign_store_problem(root)
+    if problem is not None:
+        raise InvalidInputError(
+            f"{root} is a snapstore store the demo did not write ({problem}); "
+            "the demo adds only to a store of its own: pick another directory"
+        )
     rows: list[TrainingRow] = []
     context = multiprocessing.get_context("spawn")
-    with SnapshotStore(root) as store, ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+    with (
+        SnapshotStore(root, lock_timeout=lock_timeout) as store,
+        ProcessPoolExecutor(WORKERS, mp_context=context) as pool,
+    ):
         first = len(store) // len(STAGES) + 1
         for number in range(first, first + runs):
             run_id = f"run-{number:03d}"
@@ -69,13 +105,19 @@ def run_demo(root: Path, runs: int, echo: Callable[[str], None]) -> bool:
             for stage in STAGES:
                 history = store.history(f"{run_id}.{stage}")
                 jobs = [
-                    pool.submit(_work, str(history.path), worker, number)
+                    pool.submit(_work, str(history.path), worker, number, lock_timeout)
                     for worker in range(WORKERS)
                 ]
                 appended = sum(job.result() for job in jobs)
                 metrics = {"auc": round(0.70 + rng.random() / 10, 4), "iterations": appended}
                 snap = store.save_snapshot(
-                    NormalizedSnapshot(run_id, stage, metrics=metrics, config=CONFIGS[config_no])
+                    NormalizedSnapshot(
+                        run_id,
+                        stage,
+                        metrics=metrics,
+                        config=CONFIGS[config_no],
+                        data={DEMO_FIELD: True},
+                    )
                 )
                 if stage == "TRAINING":
                     rows.append(
@@ -93,7 +135,7 @@ def run_demo(root: Path, runs: int, echo: Callable[[str], None]) -> bool:
     echo("")
     echo(_table(rows))
     echo("")
-    problems = check_store(root)
+    problems = check_store(root, lock_timeout=lock_timeout)
     for problem in problems:
         echo(f"FAILED: {problem}")
     if not problems:
@@ -119,7 +161,51 @@ def _delta(auc: float, other: NormalizedSnapshot) -> str:
     return f"{auc - float(other.metrics['auc']):+.4f} ({other.run_id})"
 
 
-def check_store(root: Path) -> list[str]:
+def foreign_store_problem(root: Path) -> str | None:
+    """Why ``root`` is a store the demo did not write; None if it is not a store or the demo's.
+
+    The files are read, not opened as a store: opening one may change it (a
+    torn tail is moved to quarantine, temp files of crashed writers removed).
+    """
+    if not (root / MARKER).exists():
+        return None  # a new or empty directory (SnapshotStore refuses one of other files)
+    try:
+        data = (root / SNAPSHOT_LOG).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    # An unterminated last line is an append a crash cut short, not a snapshot.
+    for number, line in enumerate(data.split(b"\n")[:-1], 1):
+        record = decode_line(line)
+        if record is None:
+            return f"line {number} of {SNAPSHOT_LOG} is not a valid record"
+        snapshot = record["data"]
+        if not _is_demo_snapshot(snapshot):
+            return (
+                f"snapshot_seq {record['seq']} ({snapshot.get('run_id')!r}, "
+                f"{snapshot.get('stage')!r}) lacks the data field {DEMO_FIELD!r}"
+            )
+    for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
+        if not _DEMO_HISTORY.fullmatch(history.name):
+            return f"history {history.stem!r} is not one of the demo's"
+    return None
+
+
+def _is_demo_snapshot(snapshot: dict[str, Any]) -> bool:
+    fields = snapshot.get("data")
+    if isinstance(fields, dict) and fields.get(DEMO_FIELD) is True:
+        return True
+    # One the demo saved before it marked them: known by its exact shape.
+    return (
+        fields == {}
+        and _DEMO_RUN.fullmatch(str(snapshot.get("run_id"))) is not None
+        and snapshot.get("stage") in STAGES
+        and snapshot.get("config") in CONFIGS
+        and isinstance(snapshot.get("metrics"), dict)
+        and set(snapshot["metrics"]) == {"auc", "iterations"}
+    )
+
+
+def check_store(root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[str]:
     """Reopen ``root`` and check the invariants against a from-scratch replay."""
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -128,7 +214,10 @@ def check_store(root: Path) -> list[str]:
         shutil.copytree(
             root, bare, ignore=shutil.ignore_patterns("index.parquet", "snapshot_index.json")
         )
-        with SnapshotStore(root) as store, SnapshotStore(bare) as replayed:
+        with (
+            SnapshotStore(root, lock_timeout=lock_timeout) as store,
+            SnapshotStore(bare) as replayed,
+        ):
             snaps = list(store.snapshots())
             seqs = [snap.snapshot_seq for snap in snaps]
             if seqs != list(range(1, len(snaps) + 1)):

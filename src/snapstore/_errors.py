@@ -36,6 +36,11 @@ class LockTimeout(SnapstoreError, TimeoutError):
         self.path = path
         self.timeout = timeout
 
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[Path, float]]:
+        # Rebuilt from its fields, not its message: a worker process's timeout
+        # reaches the process that waits for the worker's result.
+        return type(self), (self.path, self.timeout)
+
 
 class CorruptionError(SnapstoreError, ValueError):
     """A stored file holds bytes that are not a valid record."""

@@ -15,6 +15,7 @@ offset. repair, under the writer lock:
 from __future__ import annotations
 
 import contextlib
+import stat
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,15 +55,13 @@ from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
 from snapstore._snapshot_index import IndexRow, SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
-from snapstore.history import default_quarantine_dir
+from snapstore.history import DEFAULT_LOCK_TIMEOUT, default_quarantine_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from snapstore._io import FileSystem
-
-_VERIFY_LOCK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +225,7 @@ def _findings(scan: _LogScan) -> list[Finding]:
 
 @contextlib.contextmanager
 def _cut(
-    fs: FileSystem, lock_path: Path, logs: list[Path], *, hold: bool
+    fs: FileSystem, lock_path: Path, logs: list[Path], *, hold: bool, lock_timeout: float
 ) -> Iterator[tuple[list[int], WriterLock]]:
     """The sizes of ``logs`` at one moment no writer is mid-commit: one consistent cut.
 
@@ -237,7 +236,7 @@ def _cut(
     (``hold``) keeps the lock until it is done, so that nothing it judged can
     change before it acts.
     """
-    lock = WriterLock(lock_path, fs, _VERIFY_LOCK_TIMEOUT)
+    lock = WriterLock(lock_path, fs, lock_timeout)
     try:
         lock.acquire()
         try:
@@ -330,9 +329,14 @@ def _repair_log(fs: FileSystem, scan: _LogScan, repairing: _Repairing) -> list[s
 
 
 def check_history(
-    path: Path, *, repair: bool = False, dry_run: bool = False, quarantine_dir: Path | None = None
+    path: Path,
+    *,
+    repair: bool = False,
+    dry_run: bool = False,
+    quarantine_dir: Path | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> CheckReport:
-    """Verify (or repair) the history file ``path``."""
+    """Verify (or repair) the history file ``path``, waiting up to ``lock_timeout`` for its lock."""
     fs = _io.current()
     keys: set[str] = set()
 
@@ -347,7 +351,10 @@ def check_history(
     if quarantine_dir is None:
         quarantine_dir = default_quarantine_dir(path)
     lock_path = lock_file_of(path)
-    with storage_errors(path), _cut(fs, lock_path, [path], hold=repair) as ((size,), lock):
+    with (
+        storage_errors(path),
+        _cut(fs, lock_path, [path], hold=repair, lock_timeout=lock_timeout) as ((size,), lock),
+    ):
         repairing = _Repairing(quarantine_dir, SyncedMark(fs, lock), dry_run) if repair else None
         return _check_log(fs, path, size, unique_key, repairing)
 
@@ -355,7 +362,13 @@ def check_history(
 # -- stores ------------------------------------------------------------------
 
 
-def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> CheckReport:
+def check_store(
+    root: Path,
+    *,
+    repair: bool = False,
+    dry_run: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> CheckReport:
     """Verify (or repair) every file of the store at ``root``, beside live writers.
 
     One consistent view: the snapshot and pin logs are judged up to one cut
@@ -382,7 +395,8 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
     with storage_errors(root):
         indices = None if repair else _read_indices(root)
         paths = [path for path, _, _ in logs]
-        with _cut(fs, root / LOCK_FILE, paths, hold=repair) as (sizes, lock):
+        cut = _cut(fs, root / LOCK_FILE, paths, hold=repair, lock_timeout=lock_timeout)
+        with cut as (sizes, lock):
             logs_changed = False
             for (path, slot, on_record), size in zip(logs, sizes, strict=True):
                 if path.exists():
@@ -395,13 +409,17 @@ def check_store(root: Path, *, repair: bool = False, dry_run: bool = False) -> C
                 damaged = _judge_indices(root, _read_indices(root), replay.index)
                 if logs_changed or damaged:
                     # Only then: a dry run of a clean store must have nothing to do.
-                    report.actions.extend(_rebuild_indices(root, dry_run))
+                    report.actions.extend(_rebuild_indices(root, dry_run, lock_timeout))
         if indices is not None:
             report.findings.extend(_judge_indices(root, indices, replay.index))
         for history in sorted((root / HISTORY_DIR).glob("*.jsonl")):
             report.merge(
                 check_history(
-                    history, repair=repair, dry_run=dry_run, quarantine_dir=quarantine_dir
+                    history,
+                    repair=repair,
+                    dry_run=dry_run,
+                    quarantine_dir=quarantine_dir,
+                    lock_timeout=lock_timeout,
                 )
             )
         for directory in (root, root / HISTORY_DIR, quarantine_dir):
@@ -430,12 +448,26 @@ class _Replay:
         return None if found == expected else f"baseline pin {found} does not match seq {seq}"
 
 
-def check_path(path: Path, *, repair: bool = False, dry_run: bool = False) -> CheckReport:
+def check_path(
+    path: Path,
+    *,
+    repair: bool = False,
+    dry_run: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> CheckReport:
     """Verify (or repair) a store directory or a standalone history file."""
-    if path.is_dir():
-        return check_store(path, repair=repair, dry_run=dry_run)
-    if path.suffix == ".jsonl" and path.is_file():
-        return check_history(path, repair=repair, dry_run=dry_run)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise StorageError(exc.errno, f"{path}: no such file or directory") from exc
+    except OSError as exc:
+        # Not a directory, permission denied, a name too long: said as the OS says it.
+        reason = exc.strerror or str(exc)
+        raise StorageError(exc.errno, f"{path}: {reason[:1].lower()}{reason[1:]}") from exc
+    if stat.S_ISDIR(mode):
+        return check_store(path, repair=repair, dry_run=dry_run, lock_timeout=lock_timeout)
+    if path.suffix == ".jsonl" and stat.S_ISREG(mode):
+        return check_history(path, repair=repair, dry_run=dry_run, lock_timeout=lock_timeout)
     raise InvalidInputError(f"{path} is neither a snapstore store nor a history (.jsonl) file")
 
 
@@ -460,7 +492,7 @@ def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool
     return report
 
 
-def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
+def _rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str]:
     if dry_run:
         return [f"would rebuild {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
     # The old derived files may describe the log as it was before repair
@@ -476,7 +508,7 @@ def _rebuild_indices(root: Path, dry_run: bool) -> list[str]:
         backend = LocalBackend(
             root,
             durability="fsync",
-            lock_timeout=_VERIFY_LOCK_TIMEOUT,
+            lock_timeout=lock_timeout,
             max_record_bytes=1,
             checkpoint_every=1,
             use_checkpoint=False,
