@@ -15,6 +15,7 @@ from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
 from snapstore._log import CheckedLog, Durability, Problem, check_write_options
+from snapstore._names import fit_name
 from snapstore._record import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
@@ -49,9 +50,12 @@ def _history_record(record: LogRecord) -> HistoryRecord:
 
 
 def default_quarantine_dir(log: Path) -> Path:
-    """Where a standalone history's damaged bytes go: beside the file its path leads to."""
+    """Where a standalone history's damaged bytes go: beside the file its path leads to.
+
+    A name too long for the suffix is shortened (see fit_name).
+    """
     real = Path(os.path.realpath(log))
-    return real.with_name(real.name + ".quarantine")
+    return real.with_name(fit_name(real.name, ".quarantine"))
 
 
 class IterationHistory:
