@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from helpers import check_log
 from snapstore import InvalidInputError, IterationHistory, SnapstoreError
 from snapstore._record import MAX_KEY_LENGTH
 
@@ -35,6 +37,9 @@ BAD_DATA: dict[str, object] = {
     "int-over-64-bit": {"x": 2**64},
     "int-under-64-bit": {"x": -(2**63) - 1},
     "lone-surrogate": {"x": "\ud800"},
+    "surrogate-in-list": {"x": ["ok", "a\udc80"]},
+    "surrogate-dict-key": {"\ud800": 1},
+    "nested-surrogate-dict-key": {"a": {"b": {"\udfff": 1}}},
     "list": [1, 2],
     "string": "text",
     "none": None,
@@ -51,6 +56,8 @@ BAD_KEYS: dict[str, object] = {
     "tab": "\t",
     "delete": "a\x7f",
     "too-long": "k" * (MAX_KEY_LENGTH + 1),
+    "lone-surrogate": "\ud800",
+    "low-surrogate-inside": "a\udc80b",
 }
 
 
@@ -107,3 +114,56 @@ def test_nan_in_a_payload_holding_null_is_rejected(filled: IterationHistory) -> 
     # NaN is detected separately from other nulls in the same payload.
     filled.append({"a": None, "b": [None, 1.5]})
     assert_rejected(filled, lambda: filled.append({"a": None, "b": [None, NAN]}))
+
+
+BAD_APPENDS: dict[str, tuple[dict[str, Any], str | None]] = {
+    "surrogate-key": ({"x": 1}, "\ud800"),
+    "surrogate-value": ({"x": "\ud800"}, None),
+    "surrogate-dict-key": ({"\udc80": 1}, None),
+}
+
+
+@pytest.mark.parametrize(("data", "key"), BAD_APPENDS.values(), ids=BAD_APPENDS.keys())
+def test_a_bad_record_fails_only_its_own_append_among_concurrent_appends(
+    history_path: Path, data: dict[str, Any], key: str | None
+) -> None:
+    # Concurrent appends share a write (group commit): a record that cannot be
+    # encoded must be refused before it joins one, or it fails its batch-mates.
+    writers, per_writer = 8, 150
+    innocent_failures: list[BaseException] = []
+    refused: list[BaseException] = []
+    start = threading.Barrier(writers + 1)
+
+    def innocent(writer: int) -> None:
+        start.wait()
+        for i in range(per_writer):
+            try:
+                history.append({"writer": writer, "i": i}, key=f"{writer}-{i}")
+            except Exception as exc:
+                innocent_failures.append(exc)
+
+    def culprit() -> None:
+        start.wait()
+        for _ in range(per_writer):
+            try:
+                history.append(data, key=key)
+            except Exception as exc:
+                refused.append(exc)
+
+    with IterationHistory(history_path) as history:
+        threads = [threading.Thread(target=innocent, args=(w,)) for w in range(writers)]
+        threads.append(threading.Thread(target=culprit))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert innocent_failures == [], (
+            f"{len(innocent_failures)} appends with valid records failed: {innocent_failures[0]!r}"
+        )
+        assert len(refused) == per_writer
+        assert all(type(exc) is InvalidInputError for exc in refused), refused[:3]
+        assert len(history) == writers * per_writer
+    lines = check_log(history_path)
+    assert {line["key"] for line in lines} == {
+        f"{w}-{i}" for w in range(writers) for i in range(per_writer)
+    }
