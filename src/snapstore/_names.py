@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from pathlib import Path
 
 from snapstore._errors import InvalidInputError
 
@@ -38,6 +39,29 @@ def check_text(what: str, value: object) -> str:
     if _CONTROL.search(value):
         raise InvalidInputError(f"{what} {value!r} contains a control character")
     return value
+
+
+def check_fs_path(what: str, value: object) -> Path:
+    """A path the user gives: text the file system can take, checked before any is touched.
+
+    Without this a NUL or a lone surrogate would surface as a ValueError from
+    deep inside the first system call, and a path of another type as a
+    TypeError; and the call may have created directories by then.
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise InvalidInputError(f"{what} must be a str or os.PathLike, not {type(value).__name__}")
+    text = os.fspath(value)
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{what} must be text, not {type(text).__name__}")
+    if "\x00" in text:
+        raise InvalidInputError(f"{what} {text!r} contains a NUL character")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"{what} {text!r} cannot be encoded as a file name (a lone surrogate?)"
+        ) from None
+    return Path(text)
 
 
 def check_stage(value: object) -> str:
