@@ -13,6 +13,7 @@ from helpers import check_log
 from snapstore import (
     InvalidInputError,
     IterationHistory,
+    NormalizedSnapshot,
     NotFoundError,
     SnapshotStore,
     SnapstoreError,
@@ -297,3 +298,46 @@ def test_valid_seqs_and_counts_still_work(filled: IterationHistory) -> None:
     assert filled.load_recent(0) == []
     with pytest.raises(NotFoundError):
         filled.get(99)
+
+
+BAD_SNAPSHOT_FIELDS: dict[str, dict[str, Any]] = {
+    "seq-str": {"snapshot_seq": "1"},
+    "seq-float": {"snapshot_seq": 1.0},
+    "seq-true": {"snapshot_seq": True},
+    "created-at-str": {"created_at": "2026-01-01T00:00:00+00:00"},
+    "created-at-number": {"created_at": 1_700_000_000},
+}
+
+
+@pytest.mark.parametrize("fields", BAD_SNAPSHOT_FIELDS.values(), ids=BAD_SNAPSHOT_FIELDS.keys())
+def test_a_snapshot_field_of_the_wrong_type_is_refused(fields: Any) -> None:
+    # Refused when made, not later by a store that compares the seq with its
+    # own (TypeError) or pins a bool as a seq.
+    with pytest.raises(InvalidInputError):
+        NormalizedSnapshot("run", "stage", **fields)
+
+
+BAD_SNAPSHOT_DICTS: dict[str, object] = {
+    "int": 5,
+    "list": ["run_id", "stage"],
+    "bad-created-at": {"run_id": "r", "stage": "s", "created_at": "not a time"},
+    "bad-seq": {"run_id": "r", "stage": "s", "snapshot_seq": "1"},
+}
+
+
+@pytest.mark.parametrize("value", BAD_SNAPSHOT_DICTS.values(), ids=BAD_SNAPSHOT_DICTS.keys())
+def test_from_dict_of_a_bad_value_is_refused(value: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        NormalizedSnapshot.from_dict(value)
+
+
+def test_repair_with_a_dry_run_that_is_not_a_bool_is_refused(tmp_path: Path) -> None:
+    # dry_run="no" would be true: a repair asked not to be dry would do nothing.
+    with SnapshotStore(tmp_path / "s") as store:
+        history = store.history("h")
+        history.append({"i": 1})
+        before = tree(tmp_path)
+        for handle in (store, history):
+            with pytest.raises(InvalidInputError):
+                handle.repair(dry_run="no")  # type: ignore[arg-type]
+        assert tree(tmp_path) == before

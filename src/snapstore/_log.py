@@ -94,15 +94,20 @@ def check_write_options(
     ):
         if not _is_int(value) or value < 1:
             raise InvalidInputError(f"{name} must be a positive int, not {value!r}")
-    for name, value in (("strict", strict), ("tolerant", tolerant)):
-        if not isinstance(value, bool):
-            raise InvalidInputError(f"{name} must be True or False, not {value!r}")
+    check_flag("strict", strict)
+    check_flag("tolerant", tolerant)
 
 
-def check_seq(seq: object) -> int:
+def check_flag(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be True or False, not {value!r}")
+    return value
+
+
+def check_seq(seq: object, what: str = "seq") -> int:
     """A seq asked for: an int (a float, a string or a bool is refused, not looked up)."""
     if not _is_int(seq):
-        raise InvalidInputError(f"seq must be an int, not {type(seq).__name__}")
+        raise InvalidInputError(f"{what} must be an int, not {type(seq).__name__}")
     return seq
 
 
