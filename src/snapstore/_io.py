@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from snapstore._names import NAME_MAX, fit_name
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -53,6 +55,8 @@ _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)
 # writer died between them.
 _IN_CREATION = 0o700
 _CREATION_SECONDS = 60.0
+# The random part of a temp file's name (tempfile.mkstemp's is as long).
+_TOKEN_CHARS = 8
 
 
 class FileSystem:
@@ -89,13 +93,19 @@ class FileSystem:
         The file is returned locked (see ``_HOST_TAG``); it stays locked until
         its descriptor is closed, so close it only once it is published or removed.
         """
-        prefix = f".{target}.{_HOST_TAG}.{os.getpid()}."
+        # The target part is shortened as needed for the whole name to fit:
+        # a target near the length limit would otherwise leave no room for the
+        # rest, and the write could never be made. It only tells people what
+        # the file was for; the match of _TEMP_NAME does not depend on it.
+        tail = f".{_HOST_TAG}.{os.getpid()}."
+        room = NAME_MAX - len(tail) - len(".") - _TOKEN_CHARS - len(".tmp")
+        prefix = f".{fit_name(target, room=room)}{tail}"
         if _IS_WINDOWS:
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
             return fd, Path(name)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS
         while True:
-            path = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
+            path = directory / f"{prefix}{secrets.token_hex(_TOKEN_CHARS // 2)}.tmp"
             try:
                 fd = os.open(path, flags, _IN_CREATION)
             except FileExistsError:

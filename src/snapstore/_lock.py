@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from snapstore._errors import InvalidInputError, LockTimeout
+from snapstore._names import fit_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,10 +80,11 @@ def lock_file_of(log: Path) -> Path:
 
     Symlinks are resolved first: a log reached through a link to it (or to its
     directory) and through its own name must have one lock, or two writers
-    would each hold "the" lock and interleave their appends.
+    would each hold "the" lock and interleave their appends. A name too long
+    for the suffix is shortened (see fit_name).
     """
     real = Path(os.path.realpath(log))
-    return real.with_name(real.name + ".lock")
+    return real.with_name(fit_name(real.name, ".lock"))
 
 
 def refuse_second_name(log: Path) -> None:

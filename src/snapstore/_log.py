@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeGuard
 
 import orjson
 
@@ -68,20 +68,63 @@ _READ_CHUNK = 1 << 20
 _RECHECK_SECONDS = 0.5
 
 
-def check_write_options(durability: object, lock_timeout: object, max_record_bytes: object) -> None:
-    """Refuse bad options of a history or store handle, before anything is opened."""
+def check_write_options(
+    durability: object,
+    lock_timeout: object,
+    max_record_bytes: object,
+    *,
+    strict: object = False,
+    tolerant: object = False,
+    checkpoint_every: object = 1,
+) -> None:
+    """Refuse bad options of a history or store handle, before anything is opened.
+
+    Exact types: a bool is an int to Python, but ``lock_timeout=True`` or
+    ``checkpoint_every=True`` is a mistake, not a number; and a string given
+    for a flag would be taken as true whatever it says.
+    """
     if durability not in DURABILITY_MODES:
         raise InvalidInputError(
             f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
         )
     if (
         not isinstance(lock_timeout, int | float)
+        or isinstance(lock_timeout, bool)
         or not math.isfinite(lock_timeout)
         or (lock_timeout < 0)
     ):
         raise InvalidInputError(f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}")
-    if not isinstance(max_record_bytes, int) or max_record_bytes < 1:
-        raise InvalidInputError(f"max_record_bytes must be positive, not {max_record_bytes!r}")
+    for name, value in (
+        ("max_record_bytes", max_record_bytes),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if not _is_int(value) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive int, not {value!r}")
+    check_flag("strict", strict)
+    check_flag("tolerant", tolerant)
+
+
+def check_flag(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be True or False, not {value!r}")
+    return value
+
+
+def check_seq(seq: object, what: str = "seq") -> int:
+    """A seq asked for: an int (a float, a string or a bool is refused, not looked up)."""
+    if not _is_int(seq):
+        raise InvalidInputError(f"{what} must be an int, not {type(seq).__name__}")
+    return seq
+
+
+def check_count(what: str, n: object) -> int:
+    if not _is_int(n) or n < 0:
+        raise InvalidInputError(f"{what} must be an int >= 0, not {n!r}")
+    return n
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class LogPosition(NamedTuple):

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from snapstore._names import NAME_MAX, fit_name
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -23,10 +25,13 @@ def quarantine(
     Writes ``<source>.<offset>.<ns>.bin`` with the raw bytes, then a ``.json``
     note saying where they came from and why. Both are complete and synced
     before this returns, so the caller may then remove the bytes from the source.
+    The source's name is shortened if the names would not fit otherwise (see
+    fit_name); the note names the source in full.
     """
     fs.make_dirs(directory)
     while True:
-        base = f"{source.name}.{offset}.{time.time_ns()}"
+        place = f".{offset}.{time.time_ns()}"
+        base = fit_name(source.name, place, room=NAME_MAX - len(".json"))
         if fs.create_exclusive(directory / f"{base}.bin", data):
             break
     note = {

@@ -63,7 +63,12 @@ class LogRecord(NamedTuple):
 
 
 def encode_data(data: object, max_bytes: int) -> bytes:
-    """Serialize a record's payload, refusing anything that would not round-trip."""
+    """Serialize a record's payload, refusing anything that would not round-trip.
+
+    Called before the record joins a group commit, and complete: a payload
+    that passes (strings and keys with lone surrogates do not) encodes into
+    its line without error, so no bad record can fail the others of a batch.
+    """
     if not isinstance(data, dict):
         if not _is_mapping(data):
             raise InvalidInputError(
@@ -95,6 +100,14 @@ def validate_key(key: object) -> str | None:
         raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
     if _CONTROL.search(key):
         raise InvalidInputError(f"key {key!r} contains a control character")
+    # Encoded here, not only when its line is written: that happens in a group
+    # commit, where an error would fail every other caller of the batch too.
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"key {key!r} is not valid text: it holds a lone surrogate"
+        ) from None
     return key
 
 

@@ -49,7 +49,7 @@ from snapstore._local import (
     snapshot_problem,
 )
 from snapstore._lock import WriterLock, lock_file_of
-from snapstore._log import LogPosition, read_lines
+from snapstore._log import LogPosition, check_flag, read_lines
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
@@ -337,6 +337,7 @@ def check_history(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> CheckReport:
     """Verify (or repair) the history file ``path``, waiting up to ``lock_timeout`` for its lock."""
+    check_flag("dry_run", dry_run)
     fs = _io.current()
     keys: set[str] = set()
 
@@ -377,6 +378,7 @@ def check_store(
     records already in the log). repair decides and acts under the writer
     lock; verify holds it only to take the cut.
     """
+    check_flag("dry_run", dry_run)
     fs = _io.current()
     if not (root / MARKER).is_file():
         raise InvalidInputError(f"{root} is not a snapstore store (no {MARKER} file)")

@@ -16,7 +16,15 @@ from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
 from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
-from snapstore._log import CheckedLog, Durability, Problem, check_write_options
+from snapstore._log import (
+    CheckedLog,
+    Durability,
+    Problem,
+    check_count,
+    check_seq,
+    check_write_options,
+)
+from snapstore._names import check_fs_path, fit_name
 from snapstore._record import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
@@ -51,9 +59,12 @@ def _history_record(record: LogRecord) -> HistoryRecord:
 
 
 def default_quarantine_dir(log: Path) -> Path:
-    """Where a standalone history's damaged bytes go: beside the file its path leads to."""
+    """Where a standalone history's damaged bytes go: beside the file its path leads to.
+
+    A name too long for the suffix is shortened (see fit_name).
+    """
     real = Path(os.path.realpath(log))
-    return real.with_name(real.name + ".quarantine")
+    return real.with_name(fit_name(real.name, ".quarantine"))
 
 
 class _RecordIndex:
@@ -144,8 +155,10 @@ class IterationHistory:
         strict: bool = False,
         quarantine_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        check_write_options(durability, lock_timeout, max_record_bytes)
-        self.path = Path(path)
+        check_write_options(
+            durability, lock_timeout, max_record_bytes, strict=strict, tolerant=tolerant
+        )
+        self.path = check_fs_path("history path", path)
         if self.path.suffix != ".jsonl":
             raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
         self.max_record_bytes = max_record_bytes
@@ -156,7 +169,7 @@ class IterationHistory:
         # pointed elsewhere (its lock would no longer guard what it reached).
         real = self._real = Path(os.path.realpath(self.path))
         self._quarantine_dir = (
-            Path(quarantine_dir)
+            check_fs_path("quarantine_dir", quarantine_dir)
             if quarantine_dir is not None
             else default_quarantine_dir(self.path)
         )
@@ -196,7 +209,13 @@ class IterationHistory:
 
     def extend(self, items: Iterable[Mapping[str, Any]]) -> list[HistoryRecord]:
         """Append several records with one write and one sync; all or none are checked first."""
-        entries = [Entry(encode_data(data, self.max_record_bytes), None) for data in items]
+        try:
+            iterator = iter(items)
+        except TypeError:
+            raise InvalidInputError(
+                f"extend needs an iterable of mappings, not {type(items).__name__}"
+            ) from None
+        entries = [Entry(encode_data(data, self.max_record_bytes), None) for data in iterator]
         if not entries:
             return []
         return [_history_record(record) for record in self._log.append(entries)]
@@ -219,6 +238,7 @@ class IterationHistory:
 
     def get(self, seq: int) -> HistoryRecord:
         """The record with ``seq``; raises NotFoundError (a KeyError) if there is none."""
+        check_seq(seq)
         self._log.check_open()
         located = self._index.locate(seq)
         if located is None:
@@ -230,8 +250,7 @@ class IterationHistory:
 
     def load_recent(self, n: int) -> list[HistoryRecord]:
         """The ``n`` newest records, oldest first."""
-        if n < 0:
-            raise InvalidInputError(f"n must be >= 0, not {n}")
+        check_count("n", n)
         self._log.refresh()
         return [_history_record(self._log.read(*place)) for place in self._index.newest(n)]
 

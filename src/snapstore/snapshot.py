@@ -12,6 +12,7 @@ from typing import Any, Self
 import orjson
 
 from snapstore._errors import InvalidInputError
+from snapstore._log import check_seq
 from snapstore._names import check_stage, check_text
 
 
@@ -43,6 +44,14 @@ class NormalizedSnapshot:
             if not isinstance(value, Mapping):
                 raise InvalidInputError(f"{name} must be a mapping, not {type(value).__name__}")
             object.__setattr__(self, name, _frozen(value))
+        # Checked here: a store compares and looks up snapshot_seq, and would
+        # fail with a TypeError (or take True for seq 1) far from the mistake.
+        if self.snapshot_seq is not None:
+            check_seq(self.snapshot_seq, "snapshot_seq")
+        if self.created_at is not None and not isinstance(self.created_at, datetime):
+            raise InvalidInputError(
+                f"created_at must be a datetime, not {type(self.created_at).__name__}"
+            )
 
     @property
     def saved(self) -> bool:
@@ -84,6 +93,10 @@ class NormalizedSnapshot:
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> Self:
         """The inverse of :meth:`to_dict`; unknown fields are refused."""
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(
+                f"a snapshot dict must be a mapping, not {type(value).__name__}"
+            )
         known = {
             "run_id",
             "stage",
@@ -97,8 +110,13 @@ class NormalizedSnapshot:
         unknown = set(value) - known
         if unknown:
             raise InvalidInputError(f"unknown snapshot fields: {', '.join(sorted(unknown))}")
+        created = value.get("created_at")
+        if isinstance(created, str):
+            try:
+                created = datetime.fromisoformat(created)
+            except ValueError:
+                raise InvalidInputError(f"created_at {created!r} is not ISO-8601") from None
         try:
-            created = value.get("created_at")
             return cls(
                 run_id=value["run_id"],
                 stage=value["stage"],
@@ -106,7 +124,7 @@ class NormalizedSnapshot:
                 config=value.get("config") or {},
                 data=value.get("data") or {},
                 comparison_key=value.get("comparison_key"),
-                created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+                created_at=created,
                 snapshot_seq=value.get("snapshot_seq"),
             )
         except KeyError as missing:

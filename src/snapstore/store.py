@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _fork
 from snapstore._errors import ClosedError, InvalidInputError, NotFoundError
 from snapstore._local import LocalBackend
-from snapstore._log import Durability, check_write_options
-from snapstore._names import check_history_name, check_stage, check_text
+from snapstore._log import Durability, check_seq, check_write_options
+from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
 from snapstore._record import DEFAULT_MAX_RECORD_BYTES
 from snapstore._repair import CheckReport, check_store
 from snapstore.history import DEFAULT_LOCK_TIMEOUT
@@ -51,10 +50,14 @@ class SnapshotStore:
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         strict: bool = False,
     ) -> None:
-        check_write_options(durability, lock_timeout, max_record_bytes)
-        if checkpoint_every < 1:
-            raise InvalidInputError(f"checkpoint_every must be positive, not {checkpoint_every!r}")
-        self.root = Path(root)
+        check_write_options(
+            durability,
+            lock_timeout,
+            max_record_bytes,
+            strict=strict,
+            checkpoint_every=checkpoint_every,
+        )
+        self.root = check_fs_path("store path", root)
         self.durability: Durability = durability
         self._opened_at = _fork.forks()
         self._backend: Backend = LocalBackend(
@@ -121,8 +124,7 @@ class SnapshotStore:
     def get_by_seq(self, seq: int) -> NormalizedSnapshot:
         """The snapshot with ``snapshot_seq == seq``; NotFoundError (a KeyError) if none."""
         self._check_open()
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            raise InvalidInputError(f"seq must be an int, not {type(seq).__name__}")
+        check_seq(seq)
         found = self._backend.get_by_seq(seq)
         if found is None:
             self._backend.refresh(pins=False)
@@ -300,7 +302,7 @@ class SnapshotStore:
         """
         from snapstore._legacy import read_legacy  # noqa: PLC0415
 
-        snaps = read_legacy(Path(source_dir))
+        snaps = read_legacy(check_fs_path("source_dir", source_dir))
         store = cls(root, **options)
         try:
             for snap in snaps:
