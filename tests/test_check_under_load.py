@@ -20,7 +20,7 @@ import pytest
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore import _io as io_module
 from snapstore import _repair as repair_module
-from snapstore._local import BASELINE_LOG, MARKER, SNAPSHOT_LOG
+from snapstore._layout import BASELINE_LOG, MARKER, SNAPSHOT_LOG
 from snapstore._lock import WriterLock
 
 if TYPE_CHECKING:

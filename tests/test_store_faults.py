@@ -44,7 +44,7 @@ from snapstore import (
 )
 from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET
 from snapstore._io import FileSystem, installed
-from snapstore._local import BASELINE_LOG, SNAPSHOT_LOG
+from snapstore._layout import BASELINE_LOG, SNAPSHOT_LOG
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:

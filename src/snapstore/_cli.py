@@ -62,6 +62,16 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_DAMAGE
 
 
+def _import(args: argparse.Namespace) -> int:
+    from snapstore.history import IterationHistory  # noqa: PLC0415 - only this command needs it
+
+    with IterationHistory.import_jsonl(
+        args.source, args.history, lock_timeout=args.lock_timeout
+    ) as history:
+        print(f"{args.history}: imported {args.source}; {len(history)} record(s) in all")
+    return EXIT_OK
+
+
 def _positive(text: str) -> int:
     number = int(text)
     if number < 1:
@@ -151,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lock_timeout(repair)
     repair.set_defaults(handler=_check)
+    importing = commands.add_parser(
+        "import",
+        help="record the lines of a JSON Lines file in a history",
+        description="Append every JSON object line of SOURCE (a file snapstore did not "
+        "write: pandas, jq, a logger) to the history HISTORY, one record per line, in "
+        "file order. SOURCE is only read; every line is checked before anything is "
+        "written.",
+    )
+    importing.add_argument("source", help="a JSON Lines file")
+    importing.add_argument("history", help="the history .jsonl file to append to")
+    _add_lock_timeout(importing)
+    importing.set_defaults(handler=_import)
     return parser
 
 

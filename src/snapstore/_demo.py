@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snapstore._errors import InvalidInputError
-from snapstore._local import HISTORY_DIR, MARKER, SNAPSHOT_LOG
+from snapstore._layout import HISTORY_DIR, MARKER, SNAPSHOT_LOG
 from snapstore._record import decode_line
 from snapstore.history import DEFAULT_LOCK_TIMEOUT, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot

@@ -64,6 +64,10 @@ class CorruptionError(SnapstoreError, ValueError):
         self.reason = reason
 
 
+class NotAHistoryError(SnapstoreError, FileExistsError):
+    """The file holds bytes snapstore did not write; nothing was changed or created."""
+
+
 class StorageError(SnapstoreError, OSError):
     """The file system failed an operation (EIO, ENOSPC, ...); the OS error is the cause."""
 

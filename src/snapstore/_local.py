@@ -36,6 +36,15 @@ from snapstore._errors import (
     storage_errors,
 )
 from snapstore._fstype import check_filesystem
+from snapstore._layout import (
+    BASELINE_LOG,
+    HISTORY_DIR,
+    LOCK_FILE,
+    MARKER,
+    QUARANTINE_DIR,
+    SNAPSHOT_LOG,
+    STORE_FORMAT,
+)
 from snapstore._lock import WriterLock, refuse_second_name
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key
@@ -48,16 +57,9 @@ from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-MARKER = "SNAPSTORE"
 # How many of its most recently used histories a store keeps open (two
 # descriptors each) when nobody else holds them.
 RECENT_HISTORIES = 32
-STORE_FORMAT = 1
-SNAPSHOT_LOG = "snapshots.jsonl"
-BASELINE_LOG = "baselines.jsonl"
-LOCK_FILE = ".lock"
-HISTORY_DIR = "history"
-QUARANTINE_DIR = "quarantine"
 # Files a store may hold before its marker exists (a creation that crashed).
 _PRE_MARKER = {LOCK_FILE}
 REPLAY_BELOW_BYTES = 1 << 20

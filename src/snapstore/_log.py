@@ -42,10 +42,19 @@ from snapstore._errors import (
     CorruptionError,
     DurabilityError,
     InvalidInputError,
+    NotAHistoryError,
     storage_errors,
 )
 from snapstore._quarantine import quarantine
-from snapstore._record import Clock, Entry, LogRecord, decode_line, encode_line, hidden_records
+from snapstore._record import (
+    RECORD_START,
+    Clock,
+    Entry,
+    LogRecord,
+    decode_line,
+    encode_line,
+    hidden_records,
+)
 from snapstore._synced import SyncedMark
 
 if TYPE_CHECKING:
@@ -63,6 +72,9 @@ Resolver = Callable[[Entry, list[LogRecord], Callable[[int, int], LogRecord]], L
 DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 
 _READ_CHUNK = 1 << 20
+# How far into a file that does not start with a record a record is looked for
+# before the file is judged not to be a log (see refuse_foreign).
+_FOREIGN_SCAN_BYTES = 1 << 20
 # How long a queued writer sleeps before it looks again for a leader: only
 # matters when a leader was interrupted before it could wake the queue.
 _RECHECK_SECONDS = 0.5
@@ -709,6 +721,48 @@ class CheckedLog:
                 f"{self.path}: an earlier sync failed ({self._failure}); "
                 "this handle refuses writes until the file is reopened"
             )
+
+
+def refuse_foreign(fs: FileSystem, path: Path, lock: Path) -> None:
+    """Raise NotAHistoryError if ``path`` holds bytes that snapstore did not write.
+
+    Called before anything is created beside the file or changed in it: a
+    user's JSON Lines file must never have its lines taken for a torn tail and
+    moved to quarantine. A log's writer creates its lock file ``lock`` (and
+    syncs that directory entry) before it creates the log, and never deletes
+    it, so a log with its lock file beside it is ours, whatever a crash left
+    in it. Without one (copied elsewhere, say), a file is still a log if it
+    holds a valid record in its first MiB, or if it is a first record cut
+    short (no complete line, starting as a record does). Anything else is
+    someone else's file, even one whose lines start like ours. A missing or
+    empty file is a log to be.
+    """
+    if lock.exists():
+        return
+    try:
+        fd = fs.open_read(path)
+    except FileNotFoundError:
+        return
+    try:
+        size = fs.size(fd)
+        if size == 0:
+            return
+        lines = 0
+        for _, line, complete in read_lines(fs, fd, 0, min(size, _FOREIGN_SCAN_BYTES)):
+            if complete and decode_line(line) is not None:
+                return
+            lines += complete
+        head = fs.read(fd, 16, 0)
+        if not lines and head[: len(RECORD_START)] == RECORD_START[: len(head)]:
+            return
+    finally:
+        fs.close(fd)
+    raise NotAHistoryError(
+        f"{path} is not a snapstore history: it has no lock file beside it and no "
+        f"snapstore record in its first MiB (it starts with {head!r}). Nothing was "
+        f"changed. To record its JSON lines in a history, use `snapstore import {path} "
+        "NEW.jsonl` or IterationHistory.import_jsonl()"
+    )
 
 
 def read_lines(fs: FileSystem, fd: int, start: int, stop: int) -> Iterator[tuple[int, bytes, bool]]:

@@ -30,7 +30,7 @@ DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 MAX_KEY_LENGTH = 256
 
 _CRC_MARK = b',"crc":"'
-_RECORD_START = b'{"seq":'
+RECORD_START = b'{"seq":'
 _VERSION = FORMAT_VERSION.encode()
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -159,10 +159,10 @@ def hidden_records(data: bytes) -> Iterator[tuple[int, bytes]]:
     ending the candidate there would lose the record.
     """
     starts = []
-    at = data.find(_RECORD_START)
+    at = data.find(RECORD_START)
     while at >= 0:
         starts.append(at)
-        at = data.find(_RECORD_START, at + 1)
+        at = data.find(RECORD_START, at + 1)
     found_end = 0
     for i, begin in enumerate(starts):
         if begin < found_end:

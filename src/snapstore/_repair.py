@@ -36,26 +36,24 @@ from snapstore._errors import (
     StorageError,
     storage_errors,
 )
-from snapstore._local import (
+from snapstore._layout import (
     BASELINE_LOG,
     HISTORY_DIR,
     LOCK_FILE,
     MARKER,
     QUARANTINE_DIR,
     SNAPSHOT_LOG,
-    LocalBackend,
-    index_snapshot,
-    marker_problem,
-    snapshot_problem,
+    store_of_history,
 )
+from snapstore._local import LocalBackend, index_snapshot, marker_problem, snapshot_problem
 from snapstore._lock import WriterLock, lock_file_of
-from snapstore._log import LogPosition, check_flag, read_lines
+from snapstore._log import LogPosition, check_flag, read_lines, refuse_foreign
 from snapstore._names import group_key
 from snapstore._quarantine import quarantine
 from snapstore._record import LogRecord, decode_line, hidden_records
 from snapstore._snapshot_index import IndexRow, SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
-from snapstore.history import DEFAULT_LOCK_TIMEOUT, default_quarantine_dir
+from snapstore.history import DEFAULT_LOCK_TIMEOUT, default_quarantine_dir, refuse_store_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -349,8 +347,12 @@ def check_history(
         keys.add(record.key)
         return None
 
+    refuse_store_log(path)
+    with storage_errors(path):
+        refuse_foreign(fs, path, lock_file_of(path))
     if quarantine_dir is None:
-        quarantine_dir = default_quarantine_dir(path)
+        store = store_of_history(path)
+        quarantine_dir = default_quarantine_dir(path) if store is None else store / QUARANTINE_DIR
     lock_path = lock_file_of(path)
     with (
         storage_errors(path),

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+import orjson
+
 from snapstore import _io
 from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
 from snapstore._fstype import check_filesystem
+from snapstore._layout import store_of_log
 from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
 from snapstore._log import (
     CheckedLog,
@@ -23,6 +26,7 @@ from snapstore._log import (
     check_count,
     check_seq,
     check_write_options,
+    refuse_foreign,
 )
 from snapstore._names import check_fs_path, fit_name
 from snapstore._record import (
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     from snapstore._repair import CheckReport
 
 DEFAULT_LOCK_TIMEOUT = 30.0
+# Records written (and synced) at once by import_jsonl.
+_IMPORT_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,16 @@ class HistoryRecord:
 
 def _history_record(record: LogRecord) -> HistoryRecord:
     return HistoryRecord(record.seq, utc_from_iso(record.ts), record.data, record.key)
+
+
+def refuse_store_log(path: Path) -> None:
+    """Refuse a store's own snapshot or pin log as a history: it has the store's lock."""
+    store = store_of_log(path)
+    if store is not None:
+        raise InvalidInputError(
+            f"{path} is a log of the store {store}, written under the store's lock: "
+            f"open it with SnapshotStore({str(store)!r}) (or `snapstore verify {store}`)"
+        )
 
 
 def default_quarantine_dir(log: Path) -> Path:
@@ -177,7 +193,9 @@ class IterationHistory:
         self._index = index = _RecordIndex()
         self._warn_if_unclosed = True
         # Report a failing disk as a StorageError here too, as every later call does.
+        refuse_store_log(self.path)
         with storage_errors(self.path):
+            refuse_foreign(fs, real, lock_file_of(real))
             check_filesystem(self.path.parent, strict=strict)
             fs.make_dirs(self.path.parent)
             fs.remove_stale_temps(self._quarantine_dir)
@@ -319,6 +337,44 @@ class IterationHistory:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @classmethod
+    def import_jsonl(
+        cls, source: str | os.PathLike[str], path: str | os.PathLike[str], **options: Any
+    ) -> Self:
+        """Append every JSON object line of ``source`` to the history at ``path``; return it.
+
+        For JSON Lines that snapstore did not write (pandas, jq, a logger):
+        each line becomes one record, in file order, with its seq and commit
+        time assigned here. ``source`` is only read. Every line is checked
+        before anything is written: one that is not a JSON object (or not
+        storable) raises InvalidInputError naming its line, and the history
+        is left as it was. Blank lines are skipped.
+        """
+        source = check_fs_path("source path", source)
+        history = cls(path, **options)
+        try:
+            entries = history._entries_of_lines(source)
+            for start in range(0, len(entries), _IMPORT_BATCH):
+                history._log.append(entries[start : start + _IMPORT_BATCH])
+        except BaseException:
+            history.close()
+            raise
+        return history
+
+    def _entries_of_lines(self, source: Path) -> list[Entry]:
+        """Every JSON object line of ``source`` as an entry, all checked before any is written."""
+        entries: list[Entry] = []
+        with storage_errors(source), source.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = orjson.loads(line)
+                    entries.append(Entry(encode_data(item, self.max_record_bytes), None))
+                except (orjson.JSONDecodeError, InvalidInputError) as exc:
+                    raise InvalidInputError(f"{source}, line {number}: {exc}") from None
+        return entries
 
     def __repr__(self) -> str:
         return f"IterationHistory({str(self.path)!r}, last_seq={self.last_seq})"

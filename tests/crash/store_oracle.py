@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from snapstore import NormalizedSnapshot, NotFoundError, SnapshotStore, _io
 from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET
 from snapstore._io import FileSystem, is_temp_name
-from snapstore._local import BASELINE_LOG, QUARANTINE_DIR, SNAPSHOT_LOG
+from snapstore._layout import BASELINE_LOG, QUARANTINE_DIR, SNAPSHOT_LOG
 
 from .oracle import bin_source, check_notes, quarantined, torn_tail, valid_prefix
 

@@ -6,7 +6,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from snapstore import NormalizedSnapshot, SnapshotStore, _io
-from snapstore._local import SNAPSHOT_LOG
+from snapstore._layout import SNAPSHOT_LOG
 from snapstore._record import decode_line, hidden_records
 from snapstore.testing.crash import process_crash
 
