@@ -10,6 +10,7 @@ from snapstore._errors import (
     LockTimeout,
     NotAHistoryError,
     NotFoundError,
+    ReadOnlyError,
     SnapstoreError,
     StorageError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "Problem",
+    "ReadOnlyError",
     "SnapshotStore",
     "SnapstoreError",
     "StorageError",

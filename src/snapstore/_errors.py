@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from types import TracebackType
 
@@ -85,6 +89,13 @@ class ClosedError(SnapstoreError, ValueError):
     """The handle was closed (or made unusable by a failed sync)."""
 
 
+class ReadOnlyError(SnapstoreError, io.UnsupportedOperation):
+    """A write through a handle opened with ``read_only=True``; nothing was written.
+
+    Like writing to a file opened for reading, also an ``OSError`` and a ``ValueError``.
+    """
+
+
 class InheritedHandleError(ClosedError):
     """A handle opened before ``fork()`` was used in the child: open a new one there."""
 
@@ -130,3 +141,20 @@ class storage_errors:  # noqa: N801 - reads as the function-style context manage
         """
         if not isinstance(exc, SnapstoreError):
             raise StorageError(exc.errno, f"{self.path}: {exc.strerror or exc}") from exc
+
+
+# The errors with which a file system refuses a writer that may only read.
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def read_only_hint(read_only: bool) -> Iterator[None]:
+    """Make a writable open that the file system refuses say how to open it for reading."""
+    try:
+        yield
+    except StorageError as exc:
+        if read_only or exc.errno not in _NOT_WRITABLE:
+            raise
+        raise StorageError(
+            exc.errno, f"{exc.strerror}; to only read it, open it with read_only=True"
+        ) from exc

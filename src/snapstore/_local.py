@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import warnings
@@ -33,6 +34,7 @@ from snapstore._errors import (
     InvalidInputError,
     SnapstoreError,
     StorageError,
+    read_only_hint,
     storage_errors,
 )
 from snapstore._fstype import check_filesystem
@@ -82,6 +84,7 @@ class LocalBackend:
         checkpoint_every: int,
         strict: bool = False,
         use_checkpoint: bool = True,
+        read_only: bool = False,
     ) -> None:
         # The directory the path leads to, resolved once: the handle's lock,
         # logs, quarantine and histories stay in that one store even if a
@@ -93,6 +96,7 @@ class LocalBackend:
         self._max_record_bytes = max_record_bytes
         self._checkpoint_every = checkpoint_every
         self._strict = strict
+        self._read_only = read_only
         self._fs = _io.current()
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
@@ -105,18 +109,28 @@ class LocalBackend:
         )
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
-        with storage_errors(self.root), contextlib.ExitStack() as opened:
+        with (
+            read_only_hint(read_only),
+            storage_errors(self.root),
+            contextlib.ExitStack() as opened,
+        ):
             check_filesystem(self.root, strict=strict)
-            self._fs.make_dirs(self.root)
-            self._open_marker()
+            if read_only:
+                self._find_marker()
+            else:
+                self._fs.make_dirs(self.root)
+                self._open_marker()
             for log in (SNAPSHOT_LOG, BASELINE_LOG):
                 refuse_second_name(self.root / log)
             # The caller gets no handle to close if opening fails: release what
             # was opened so far (a log that fails to open closes its own file).
-            self._lock = WriterLock(self.root / LOCK_FILE, self._fs, lock_timeout)
+            self._lock = WriterLock(
+                self.root / LOCK_FILE, self._fs, lock_timeout, create=not read_only
+            )
             opened.callback(_close_quietly, self._lock)
-            for directory in (self.root, self.root / HISTORY_DIR, self.root / QUARANTINE_DIR):
-                self._fs.remove_stale_temps(directory)
+            if not read_only:
+                for directory in (self.root, self.root / HISTORY_DIR, self.root / QUARANTINE_DIR):
+                    self._fs.remove_stale_temps(directory)
             attempt = use_checkpoint and self._log_is_large()
             loaded = load_checkpoint(self.root, self.root / SNAPSHOT_LOG) if attempt else None
             self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
@@ -153,6 +167,19 @@ class LocalBackend:
             return (self.root / SNAPSHOT_LOG).stat().st_size >= REPLAY_BELOW_BYTES
         except FileNotFoundError:
             return False
+
+    def _find_marker(self) -> None:
+        """For a read-only open: the store must exist; nothing is created."""
+        if not self.root.is_dir():
+            raise StorageError(
+                errno.ENOENT,
+                f"{self.root}: no such directory (a read-only open does not create a store)",
+            )
+        if not (self.root / MARKER).exists():
+            raise NotAStoreError(f"{self.root} is not a snapstore store (no {MARKER} file)")
+        problem = marker_problem(self.root)
+        if problem is not None:
+            raise NotAStoreError(problem)
 
     def _open_marker(self) -> None:
         marker = self.root / MARKER
@@ -204,6 +231,7 @@ class LocalBackend:
             resolve=self._same_as_latest if name == SNAPSHOT_LOG else None,
             start=start,
             mark_slot=SNAPSHOT_SLOT if name == SNAPSHOT_LOG else BASELINE_SLOT,
+            read_only=self._read_only,
         )
 
     # -- the index, fed by the logs ---------------------------------------------
@@ -371,6 +399,7 @@ class LocalBackend:
                     max_record_bytes=self._max_record_bytes,
                     strict=self._strict,
                     quarantine_dir=self.root / QUARANTINE_DIR,
+                    read_only=self._read_only,
                 )
                 self._histories[name] = history
             self._recent_histories[name] = history
@@ -402,7 +431,7 @@ class LocalBackend:
             closing.callback(self._snapshots.close)
             for history in list(self._histories.values()):
                 closing.callback(history.close)
-            if not finish:
+            if not finish or self._read_only:
                 return
             if self._snapshots.last_seq != self._checkpointed and not self._failed():
                 # Not checkpoint(): a handle that is closing does not read a

@@ -110,7 +110,15 @@ def refuse_second_name(log: Path) -> None:
 class WriterLock:
     """Mutual exclusion for the writers of one log (or one store)."""
 
-    def __init__(self, path: Path, fs: FileSystem, timeout: float) -> None:
+    def __init__(self, path: Path, fs: FileSystem, timeout: float, *, create: bool = True) -> None:
+        """Open the lock file ``path``: created if absent, or with ``create=False`` only read.
+
+        ``create=False`` is for those who must not write (verify, read-only
+        handles): the file is opened read-only if it exists (an flock needs
+        no write access, and the synced marks are only read), and when it
+        does not, no writer has the log open (a writer creates the lock file
+        before the log), so there is no OS lock to take.
+        """
         self.path = path
         self.timeout = timeout
         self._fs = fs
@@ -120,7 +128,14 @@ class WriterLock:
         # The lock file is never deleted: deleting it would let two processes
         # lock two different inodes under one name. It also carries the logs'
         # synced marks (see _synced), hence a descriptor for positioned writes.
-        self._fd, _ = fs.open_lock(path)
+        self._has_file = True
+        if create:
+            self._fd, _ = fs.open_lock(path)
+        else:
+            try:
+                self._fd = fs.open_read(path)
+            except FileNotFoundError:
+                self._fd, self._has_file = -1, False
 
     def acquire(self) -> None:
         me = threading.get_ident()
@@ -129,7 +144,7 @@ class WriterLock:
             return
         try:
             deadline = self._take_thread_lock()
-            if not _try_lock(self._fd):
+            if self._has_file and not _try_lock(self._fd):
                 self._wait_for_os_lock(deadline)
             # Plain stores, no call between them and the end of the block: an
             # interrupt cannot fall between taking the locks and owning them.
@@ -162,7 +177,8 @@ class WriterLock:
         self._depth = 0
         self._owner_thread = 0
         try:
-            _unlock(self._fd)
+            if self._has_file:
+                _unlock(self._fd)
         finally:  # even when an interrupt arrives as flock returns
             self._thread_lock.release()
 
@@ -189,7 +205,7 @@ class WriterLock:
 
     @property
     def fd(self) -> int:
-        """The lock file's descriptor (valid while the lock is open)."""
+        """The lock file's descriptor (valid while the lock is open; -1 if there is no file)."""
         return self._fd
 
     def held_by_me(self) -> bool:

@@ -43,6 +43,7 @@ from snapstore._errors import (
     DurabilityError,
     InvalidInputError,
     NotAHistoryError,
+    ReadOnlyError,
     storage_errors,
 )
 from snapstore._quarantine import quarantine
@@ -87,6 +88,7 @@ def check_write_options(
     *,
     strict: object = False,
     tolerant: object = False,
+    read_only: object = False,
     checkpoint_every: object = 1,
 ) -> None:
     """Refuse bad options of a history or store handle, before anything is opened.
@@ -114,6 +116,7 @@ def check_write_options(
             raise InvalidInputError(f"{name} must be a positive int, not {value!r}")
     check_flag("strict", strict)
     check_flag("tolerant", tolerant)
+    check_flag("read_only", read_only)
 
 
 def check_flag(what: str, value: object) -> bool:
@@ -203,8 +206,10 @@ class CheckedLog:
         start: LogPosition | None = None,
         tolerant: bool = False,
         mark_slot: int = 0,
+        read_only: bool = False,
     ) -> None:
         self.path = path
+        self.read_only = read_only
         self.durability: Durability = durability
         self.problems: list[Problem] = []
         self._fs = fs
@@ -230,15 +235,17 @@ class CheckedLog:
         self._position = LogPosition()
         self._line_count: int | None = 0
         with storage_errors(path):
-            fs.make_dirs(path.parent)
-            self._fd, _ = fs.open_log(path)
+            if not read_only:
+                fs.make_dirs(path.parent)
+            self._fd = self._open_file()
             try:
                 # The log is not durable until its directory entry is. Sync it
                 # even when the log already existed: its creator may have died
                 # between creating it and syncing the directory, and our
                 # acknowledged appends would then hang on an entry a power loss
-                # removes.
-                fs.sync_dir(path.parent)
+                # removes. (A read-only handle acknowledges nothing.)
+                if not read_only:
+                    fs.sync_dir(path.parent)
                 self._identity = fs.fd_identity(self._fd)
                 if start is not None and start.seq > 0:
                     if self._starts_at(start):
@@ -540,8 +547,15 @@ class CheckedLog:
             size = self._fs.size(self._fd)
         self._catch_up(size, writer=writer)
 
-    def _switch_to_replacement(self) -> None:
+    def _open_file(self) -> int:
+        """Open the log: read-only, or for appending (created if absent)."""
+        if self.read_only:
+            return self._fs.open_read(self.path)
         fd, _ = self._fs.open_log(self.path)
+        return fd
+
+    def _switch_to_replacement(self) -> None:
+        fd = self._open_file()
         try:
             identity = self._fs.fd_identity(fd)
         except BaseException:
@@ -709,6 +723,10 @@ class CheckedLog:
             raise ClosedError(f"{self.path} is closed")
         _fork.check_not_inherited(self._opened_at, self.path)
 
+    def check_not_read_only(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.path} was opened with read_only=True: it is not written")
+
     @property
     def failed(self) -> bool:
         """Whether a sync failed: the handle then refuses writes until reopened."""
@@ -716,6 +734,7 @@ class CheckedLog:
 
     def check_writable(self) -> None:
         self.check_open()
+        self.check_not_read_only()
         if self._failure is not None:
             raise ClosedError(
                 f"{self.path}: an earlier sync failed ({self._failure}); "

@@ -234,7 +234,8 @@ def _cut(
     (``hold``) keeps the lock until it is done, so that nothing it judged can
     change before it acts.
     """
-    lock = WriterLock(lock_path, fs, lock_timeout)
+    # A check only reads: it opens an existing lock file read-only and creates none.
+    lock = WriterLock(lock_path, fs, lock_timeout, create=hold)
     try:
         lock.acquire()
         try:

@@ -51,6 +51,8 @@ class SyncedMark:
 
     def covers(self, identity: tuple[int, int], end: int) -> bool:
         """Whether bytes ``[0, end)`` of the file ``identity`` are known to be durable."""
+        if self._lock.fd < 0:
+            return False  # no lock file (a read-only handle's): nothing was published
         slot = self._fs.read(self._lock.fd, _BODY.size + _CRC.size, self._offset)
         if len(slot) < _BODY.size + _CRC.size:
             return False  # never published (a new lock file)

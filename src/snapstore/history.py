@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import os
 import threading
 import warnings
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING, Any, Self
 import orjson
 
 from snapstore import _io
-from snapstore._errors import InvalidInputError, NotFoundError, storage_errors
+from snapstore._errors import (
+    InvalidInputError,
+    NotFoundError,
+    StorageError,
+    read_only_hint,
+    storage_errors,
+)
 from snapstore._fstype import check_filesystem
 from snapstore._layout import store_of_log
 from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
@@ -170,9 +177,15 @@ class IterationHistory:
         tolerant: bool = False,
         strict: bool = False,
         quarantine_dir: str | os.PathLike[str] | None = None,
+        read_only: bool = False,
     ) -> None:
         check_write_options(
-            durability, lock_timeout, max_record_bytes, strict=strict, tolerant=tolerant
+            durability,
+            lock_timeout,
+            max_record_bytes,
+            strict=strict,
+            tolerant=tolerant,
+            read_only=read_only,
         )
         self.path = check_fs_path("history path", path)
         if self.path.suffix != ".jsonl":
@@ -192,29 +205,41 @@ class IterationHistory:
         fs = _io.current()
         self._index = index = _RecordIndex()
         self._warn_if_unclosed = True
-        # Report a failing disk as a StorageError here too, as every later call does.
         refuse_store_log(self.path)
-        with storage_errors(self.path):
-            refuse_foreign(fs, real, lock_file_of(real))
-            check_filesystem(self.path.parent, strict=strict)
-            fs.make_dirs(self.path.parent)
-            fs.remove_stale_temps(self._quarantine_dir)
-            self._lock = WriterLock(lock_file_of(real), fs, lock_timeout)
-        try:
-            self._log = CheckedLog(
-                real,
-                fs=fs,
-                lock=self._lock,
-                quarantine_dir=self._quarantine_dir,
-                durability=durability,
-                on_record=index.add,
-                on_reset=index.clear,
-                resolve=index.resolve,
-                tolerant=tolerant,
-            )
-        except BaseException:
-            self._lock.close()
-            raise
+        with read_only_hint(read_only):
+            # Report a failing disk as a StorageError here too, as every later call does.
+            with storage_errors(self.path):
+                refuse_foreign(fs, real, lock_file_of(real))
+                check_filesystem(self.path.parent, strict=strict)
+                if read_only:
+                    # Nothing is created: a missing history is an error, not a new one.
+                    if not real.exists():
+                        raise StorageError(
+                            errno.ENOENT,
+                            f"{self.path}: no such file (a read-only open does not create "
+                            "a history)",
+                        )
+                    self._lock = WriterLock(lock_file_of(real), fs, lock_timeout, create=False)
+                else:
+                    fs.make_dirs(self.path.parent)
+                    fs.remove_stale_temps(self._quarantine_dir)
+                    self._lock = WriterLock(lock_file_of(real), fs, lock_timeout)
+            try:
+                self._log = CheckedLog(
+                    real,
+                    fs=fs,
+                    lock=self._lock,
+                    quarantine_dir=self._quarantine_dir,
+                    durability=durability,
+                    on_record=index.add,
+                    on_reset=index.clear,
+                    resolve=index.resolve,
+                    tolerant=tolerant,
+                    read_only=read_only,
+                )
+            except BaseException:
+                self._lock.close()
+                raise
         self._closed = False
 
     # -- writing -------------------------------------------------------------
@@ -294,6 +319,7 @@ class IterationHistory:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
         from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
 
+        self._log.check_not_read_only()
         report = check_history(
             self._real, repair=True, dry_run=dry_run, quarantine_dir=self._quarantine_dir
         )

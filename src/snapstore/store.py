@@ -7,7 +7,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _fork
-from snapstore._errors import ClosedError, InvalidInputError, NotFoundError
+from snapstore._errors import ClosedError, InvalidInputError, NotFoundError, ReadOnlyError
 from snapstore._local import LocalBackend
 from snapstore._log import Durability, check_seq, check_write_options
 from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
@@ -49,16 +49,19 @@ class SnapshotStore:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         strict: bool = False,
+        read_only: bool = False,
     ) -> None:
         check_write_options(
             durability,
             lock_timeout,
             max_record_bytes,
             strict=strict,
+            read_only=read_only,
             checkpoint_every=checkpoint_every,
         )
         self.root = check_fs_path("store path", root)
         self.durability: Durability = durability
+        self.read_only = read_only
         self._opened_at = _fork.forks()
         self._backend: Backend = LocalBackend(
             self.root,
@@ -67,6 +70,7 @@ class SnapshotStore:
             max_record_bytes=max_record_bytes,
             checkpoint_every=checkpoint_every,
             strict=strict,
+            read_only=read_only,
         )
         self._closed = False
 
@@ -239,6 +243,8 @@ class SnapshotStore:
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Quarantine damage, keep every valid record, rebuild the derived indices."""
         self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(f"{self.root} was opened with read_only=True: it is not repaired")
         report = check_store(self.root, repair=True, dry_run=dry_run)
         self._backend.refresh()
         return report
