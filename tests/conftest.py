@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING
 
@@ -54,3 +55,15 @@ def checkpoints_always_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     the checkpoint path would otherwise never reach it.
     """
     monkeypatch.setattr(_local, "REPLAY_BELOW_BYTES", 0)
+
+
+@pytest.fixture
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection during the test (see helpers.open_fds)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import zlib
 from pathlib import Path
@@ -72,11 +71,10 @@ def quarantined(path: Path) -> list[bytes]:
 def open_fds() -> set[int]:
     """The descriptors this process holds open (Linux), to check that nothing leaks.
 
-    Garbage is collected first: a handle another test dropped gives its
-    descriptors back when the collector reclaims it, which may otherwise
-    happen between two counts.
+    Compare two counts only with the collector paused (the ``gc_paused``
+    fixture): a handle another test dropped gives its descriptors back when
+    the collector reclaims it, which could otherwise happen between them.
     """
-    gc.collect()
     return {int(entry.name) for entry in Path("/proc/self/fd").iterdir()}
 
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
     from snapstore._log import Durability
 
+# Descriptor counts are compared: see helpers.open_fds.
+pytestmark = pytest.mark.usefixtures("gc_paused")
+
+
 TORN_TAIL = b'{"seq":4,"ts":"2026-01-01T00:00:00.000000+00:00","v":"0.1'
 
 

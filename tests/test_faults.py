@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+# Descriptor counts are compared: see helpers.open_fds.
+pytestmark = pytest.mark.usefixtures("gc_paused")
+
+
 def test_every_primitive_is_wrapped() -> None:
     for name in PRIMITIVES:
         assert callable(getattr(FileSystem, name)), name

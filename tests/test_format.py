@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+# Descriptor counts are compared: see helpers.open_fds.
+pytestmark = pytest.mark.usefixtures("gc_paused")
+
+
 @pytest.fixture
 def four(history_path: Path) -> Path:
     """A log of four records; the second is the target of corruption.

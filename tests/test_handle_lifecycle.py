@@ -14,6 +14,10 @@ from helpers import open_fds
 from snapstore import ClosedError, IterationHistory, NormalizedSnapshot, SnapshotStore
 from snapstore._local import RECENT_HISTORIES
 
+# Descriptor counts are compared: see helpers.open_fds.
+pytestmark = pytest.mark.usefixtures("gc_paused")
+
+
 needs_proc_fd = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc/self/fd"
 )

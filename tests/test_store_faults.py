@@ -56,7 +56,8 @@ Snaps = tuple[NormalizedSnapshot, ...]
 
 # Stores open through their checkpoint however small (as large stores do), so
 # every crash state also exercises loading, validating and discarding one.
-pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
+# Descriptor counts are compared with the collector paused: see helpers.open_fds.
+pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded", "gc_paused")
 
 
 @dataclass(frozen=True)
