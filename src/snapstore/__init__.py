@@ -20,7 +20,7 @@ from snapstore._log import Problem
 from snapstore._record import FORMAT_VERSION
 from snapstore._repair import CheckReport, Finding
 from snapstore.history import HistoryRecord, IterationHistory
-from snapstore.snapshot import NormalizedSnapshot
+from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict
 from snapstore.store import SnapshotStore
 
 __version__ = FORMAT_VERSION
@@ -43,6 +43,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "Problem",
+    "ReadOnlyDict",
     "ReadOnlyError",
     "SnapshotStore",
     "SnapstoreError",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import orjson
 
@@ -16,8 +16,36 @@ from snapstore._log import check_seq
 from snapstore._names import check_stage, check_text
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
+class ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes: what a snapshot's metrics, config and data are.
+
+    A dict, not a read-only view of one, so that a snapshot is a plain value:
+    ``json.dumps``, ``pickle``, ``copy.deepcopy``, ``dataclasses.asdict`` and
+    a process pool's return path all take it, and one snapshot's metrics can
+    go into another's data. Values nested inside are plain dicts and lists.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise TypeError("a snapshot's mappings are read-only: build a new snapshot to change one")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type[ReadOnlyDict], tuple[dict[str, Any]]]:
+        # dict's own pickling would rebuild it item by item through __setitem__.
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> Self:
+        return self  # immutable: a copy is the same value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return type(self)(copy.deepcopy(dict(self), memo))
+
+
+def _frozen(mapping: Mapping[str, Any]) -> ReadOnlyDict:
+    return mapping if type(mapping) is ReadOnlyDict else ReadOnlyDict(mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +54,9 @@ class NormalizedSnapshot:
 
     ``snapshot_seq`` and ``created_at`` are set by ``SnapshotStore.save_snapshot``;
     ``comparison_key`` is derived from ``config`` on save when left ``None``. The
-    mappings are read-only views; build a new snapshot to change one.
+    mappings are read-only dicts (``ReadOnlyDict``); build a new snapshot to
+    change one. A plain value: equal when every field is equal, hashable,
+    picklable and deep-copyable.
     """
 
     run_id: str
@@ -52,6 +82,11 @@ class NormalizedSnapshot:
             raise InvalidInputError(
                 f"created_at must be a datetime, not {type(self.created_at).__name__}"
             )
+
+    def __hash__(self) -> int:
+        # Equality compares every field; the hash, the identifying ones (equal
+        # snapshots have equal identities), since mappings are not hashable.
+        return hash((self.run_id, self.stage, self.comparison_key, self.snapshot_seq))
 
     @property
     def saved(self) -> bool:
@@ -143,9 +178,9 @@ def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one pla
 ) -> NormalizedSnapshot:
     """A snapshot whose mappings are dicts that nothing else holds (just decoded).
 
-    They are wrapped read-only without the copies ``__init__`` makes: reading a
-    snapshot back from a store builds one per call, and the copies were most of
-    its cost. Anything but plain dicts takes the checked path.
+    They are made read-only without the checks ``__init__`` makes: reading a
+    snapshot back from a store builds one per call. Anything but plain dicts
+    takes the checked path.
     """
     if not (type(metrics) is dict and type(config) is dict and type(data) is dict):
         return NormalizedSnapshot(
@@ -154,9 +189,9 @@ def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one pla
     return _assembled(
         run_id,
         stage,
-        MappingProxyType(metrics),
-        MappingProxyType(config),
-        MappingProxyType(data),
+        ReadOnlyDict(metrics),
+        ReadOnlyDict(config),
+        ReadOnlyDict(data),
         comparison_key,
         created_at,
         snapshot_seq,
