@@ -303,7 +303,7 @@ class LocalBackend:
             "config": dict(snap.config),
             "data": dict(snap.data),
         }
-        return Entry(encode_data(payload, self._max_record_bytes), None)
+        return Entry(encode_data(payload, self._max_record_bytes, root=None), None)
 
     # Each lookup takes the index lock once, for the seq and its place together.
 

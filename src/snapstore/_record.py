@@ -11,7 +11,6 @@ width, so a reader finds and checks it without parsing first.
 from __future__ import annotations
 
 import bisect
-import math
 import re
 import time
 import zlib
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from snapstore._errors import InvalidInputError
+from snapstore._values import has_non_finite, json_default, unstorable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,12 +62,14 @@ class LogRecord(NamedTuple):
         return datetime.fromisoformat(self.ts)
 
 
-def encode_data(data: object, max_bytes: int) -> bytes:
+def encode_data(data: object, max_bytes: int, *, root: str | None = "record") -> bytes:
     """Serialize a record's payload, refusing anything that would not round-trip.
 
-    Called before the record joins a group commit, and complete: a payload
-    that passes (strings and keys with lone surrogates do not) encodes into
-    its line without error, so no bad record can fail the others of a batch.
+    See ``_values`` for the rule of each kind of value; a refusal names the
+    value's place, under ``root`` (see ``_values.unstorable``). Called before
+    the record joins a group commit, and complete: a payload that passes
+    encodes into its line without error, so no bad record can fail the others
+    of a batch.
     """
     if not isinstance(data, dict):
         if not _is_mapping(data):
@@ -76,19 +78,31 @@ def encode_data(data: object, max_bytes: int) -> bytes:
             )
         data = dict(data)  # type: ignore[call-overload]
     try:
-        encoded = orjson.dumps(data, option=_DUMP_OPTIONS)
-    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-        raise InvalidInputError(f"record data is not JSON: {exc}") from None
+        encoded = _dumps(data)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidInputError(unstorable(data, _dumps, root)) from None
     # orjson writes NaN and Infinity as null; only a payload holding null can
     # hide one, so only such payloads pay for a walk over their values.
-    if b"null" in encoded:
-        _reject_non_finite(data)
+    if b"null" in encoded and has_non_finite(data):
+        raise InvalidInputError("record data contains NaN or Infinity, which JSON cannot represent")
     if len(encoded) > max_bytes:
         raise InvalidInputError(
             f"record data is {len(encoded)} bytes, over the maximum of {max_bytes} bytes "
             "(raise max_record_bytes to store larger records)"
         )
     return encoded
+
+
+def canonical_json(data: dict[str, Any], root: str) -> bytes:
+    """``data`` as it would be stored, keys sorted: the same content, the same bytes."""
+    try:
+        return orjson.dumps(data, default=json_default, option=_DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raise InvalidInputError(unstorable(data, _dumps, root)) from None
+
+
+def _dumps(value: object) -> bytes:
+    return orjson.dumps(value, default=json_default, option=_DUMP_OPTIONS)
 
 
 def validate_key(key: object) -> str | None:
@@ -216,18 +230,3 @@ def _is_mapping(value: object) -> bool:
     from collections.abc import Mapping  # noqa: PLC0415 - only on the slow path
 
     return isinstance(value, Mapping)
-
-
-def _reject_non_finite(value: object) -> None:
-    if _has_non_finite_float(value):
-        raise InvalidInputError("record data contains NaN or Infinity, which JSON cannot represent")
-
-
-def _has_non_finite_float(value: object) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite_float(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_non_finite_float(v) for v in value)
-    return False

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, Self
 
-import orjson
-
 from snapstore._errors import InvalidInputError
 from snapstore._log import check_seq
 from snapstore._names import check_stage, check_text
+from snapstore._record import canonical_json
 
 
 class ReadOnlyDict(dict[str, Any]):
@@ -250,14 +249,9 @@ def _assembled(  # noqa: PLR0917 - mirrors the fields
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
-    """The comparison key of a config: a hash of its canonical JSON (sorted keys)."""
-    try:
-        canonical = orjson.dumps(
-            dict(config),
-            option=orjson.OPT_SORT_KEYS
-            | orjson.OPT_PASSTHROUGH_DATETIME
-            | orjson.OPT_PASSTHROUGH_DATACLASS,
-        )
-    except TypeError as exc:
-        raise InvalidInputError(f"config is not JSON: {exc}") from None
-    return "cfg-" + hashlib.sha256(canonical).hexdigest()[:32]
+    """The comparison key of a config: a hash of its canonical JSON (sorted keys).
+
+    Computed from the JSON the config is stored as (see ``_values``), so a
+    numpy value groups with the plain value it is stored as.
+    """
+    return "cfg-" + hashlib.sha256(canonical_json(dict(config), "config")).hexdigest()[:32]

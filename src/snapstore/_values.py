@@ -1,0 +1,153 @@
+"""What a record may hold: the rule for every kind of value, and errors that say where.
+
+A record is stored as JSON and read back as JSON: a value is accepted only if
+what is read back is the value written, or the one documented JSON form of it.
+
+- JSON's own types (dict with str keys, list, str, int, float, bool, None)
+  are stored as they are; a tuple is stored as a list.
+- numpy numbers and booleans (every float, int, uint and bool dtype) are
+  stored as the JSON number or boolean they equal and read back as ``float``,
+  ``int`` or ``bool``; numpy arrays of those dtypes as nested lists. numpy is
+  never imported here: its values are recognised by their type's module.
+- ``uuid.UUID`` is stored as its hyphenated text, an ``enum.Enum`` member as
+  its value (orjson's own forms).
+- Everything else is refused with an InvalidInputError that names the value's
+  place (``metrics["loss"]``) and type, and says how to store it: datetime,
+  date and time (store ``.isoformat()`` or a timestamp), Decimal, Path, set,
+  bytes, numpy datetimes and arrays of objects or text, and any other object.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# numpy dtype kinds stored as JSON: bool, signed and unsigned int, float.
+_NUMERIC_KINDS = frozenset("biuf")
+
+# How to store a refused value instead, by the name of its type.
+_ADVICE = {
+    "datetime.datetime": "store value.isoformat() (text) or value.timestamp() (a number)",
+    "datetime.date": "store value.isoformat() (text)",
+    "datetime.time": "store value.isoformat() (text)",
+    "decimal.Decimal": "store float(value) or str(value)",
+    "pathlib.PosixPath": "store str(value)",
+    "pathlib.WindowsPath": "store str(value)",
+    "set": "store a list, e.g. sorted(value)",
+    "frozenset": "store a list, e.g. sorted(value)",
+    "bytes": "store text, e.g. base64.b64encode(value).decode()",
+    "bytearray": "store text, e.g. base64.b64encode(value).decode()",
+}
+
+
+def json_default(value: Any) -> Any:
+    """orjson's hook for the values it does not encode itself: numpy numbers and arrays.
+
+    Anything else raises TypeError, which orjson reports as its own error and
+    ``unstorable`` then explains.
+    """
+    if _numpy_kind(value) in _NUMERIC_KINDS:
+        # A scalar's tolist() is the Python number; an array's, nested lists of them.
+        return value.tolist()
+    raise TypeError
+
+
+def has_non_finite(value: Any) -> bool:
+    """Whether NaN or an infinity is anywhere in ``value``, numpy values included."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(has_non_finite, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(has_non_finite, value))
+    if _numpy_kind(value) == "f":
+        return has_non_finite(value.tolist())
+    return False
+
+
+def unstorable(data: Any, dumps: Callable[[Any], bytes], root: str | None) -> str:
+    """Say where in ``data`` the first value ``dumps`` refuses is, what it is, and what to do.
+
+    ``root`` names the whole payload in the place (``record["loss"]``); None
+    leaves the first key bare (``metrics["loss"]``, for a snapshot's fields).
+    Only called once encoding failed, so it may take its time.
+    """
+    found = _first_unstorable(data, (), dumps)
+    if found is None:  # pragma: no cover - dumps refused the whole but no part
+        return "record data is not storable"
+    path, _, reason = found
+    return f"{_place(path, root)}: {reason}"
+
+
+def _first_unstorable(
+    value: Any, path: tuple[str | int, ...], dumps: Callable[[Any], bytes]
+) -> tuple[tuple[str | int, ...], Any, str] | None:
+    children: list[tuple[str | int, Any]]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                return path, key, f"a key of type {_type_name(key)}: keys must be text"
+            if _refused(key, dumps):
+                return path, key, f"the key {key!r}: {_refusal(key)}"
+        children = list(value.items())
+    elif isinstance(value, list | tuple):
+        children = list(enumerate(value))
+    else:
+        return (path, value, _refusal(value)) if _refused(value, dumps) else None
+    for key, item in children:
+        found = _first_unstorable(item, (*path, key), dumps)
+        if found is not None:
+            return found
+    return None
+
+
+def _refused(value: Any, dumps: Callable[[Any], bytes]) -> bool:
+    try:
+        dumps(value)
+    except TypeError:
+        return True
+    return False
+
+
+def _refusal(value: Any) -> str:
+    name = _type_name(value)
+    if isinstance(value, str):
+        return "text with a lone surrogate is not valid Unicode"
+    kind = _numpy_kind(value)
+    if kind is not None and hasattr(value, "shape") and value.shape:
+        return f"{name} of dtype {value.dtype} is not storable (only bool, int, uint and float)"
+    advice = _ADVICE.get(name)
+    if advice is None and kind in ("M", "m"):
+        advice = "store value.astype(str).tolist() (text) or an integer count of a unit"
+    if advice is None:
+        return f"{name} is not storable (not JSON, and no rule converts it)"
+    return f"{name} is not storable: {advice}"
+
+
+def _place(path: tuple[str | int, ...], root: str | None) -> str:
+    parts = [f"[{orjson.dumps(key).decode()}]" for key in path]
+    if root is None and path and isinstance(path[0], str):
+        return path[0] + "".join(parts[1:])
+    return (root or "record") + "".join(parts)
+
+
+def _numpy_kind(value: Any) -> str | None:
+    """The dtype kind of a numpy value (a scalar or an array), or None for anything else."""
+    if type(value).__module__ != "numpy":
+        return None
+    dtype = getattr(value, "dtype", None)
+    return None if dtype is None else str(dtype.kind)
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
