@@ -8,6 +8,7 @@ data: "nothing was written" is ``harness.state()`` before and after.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from datetime import UTC, datetime
@@ -102,11 +103,24 @@ class StoreConformance:
         assert [s.snapshot_seq for s in saved] == list(range(1, 10))
         assert [s.snapshot_seq for s in store.snapshots()] == list(range(1, 10))
 
-    def test_a_given_snapshot_seq_is_ignored_and_reassigned(self, store: SnapshotStore) -> None:
-        store.save_snapshot(snap("run-1"))
-        saved = store.save_snapshot(snap("run-2", snapshot_seq=1))
-        assert saved.snapshot_seq == 2
-        assert store.get_by_seq(1).run_id == "run-1"
+    def test_a_snapshot_with_a_seq_of_its_own_is_refused_unless_it_is_the_stored_one(
+        self, store: SnapshotStore
+    ) -> None:
+        first = store.save_snapshot(snap("run-1"))
+        for foreign in (
+            snap("run-2", snapshot_seq=1),
+            snap("run-1", snapshot_seq=7),
+            dataclasses.replace(first, metrics={"changed": True}),
+            dataclasses.replace(first, snapshot_seq=None),  # a created_at of its own
+        ):
+            with pytest.raises(InvalidInputError, match="snapshot_seq=None, created_at=None"):
+                store.save_snapshot(foreign)
+        assert len(store) == 1
+        # The stored snapshot itself is a retry: returned, nothing written.
+        assert store.save_snapshot(first) == first
+        fresh = store.save_snapshot(dataclasses.replace(first, snapshot_seq=None, created_at=None))
+        assert fresh == first  # identical to the latest version: a retry too
+        assert len(store) == 1
 
     def test_stages_of_one_run_never_overwrite_each_other(self, store: SnapshotStore) -> None:
         saved = [

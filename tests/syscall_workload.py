@@ -31,7 +31,7 @@ def main(root: Path, torn: Path, damaged: Path, damaged_store: Path) -> None:
         ack(f"history-append-{i}")
     history.append({"i": "keyed"}, key="once")
     ack("history-keyed-append")
-    history.append({"i": "retried"}, key="once")
+    history.append({"i": "keyed"}, key="once")
     ack("history-keyed-retry")
     history.extend([{"batch": j} for j in range(4)])
     ack("history-extend")

@@ -45,7 +45,7 @@ class Scenario:
 SCENARIOS = {
     "append": Scenario(lambda h: h.append({"new": 1})),
     "append-with-new-key": Scenario(lambda h: h.append({"new": 1}, key="new")),
-    "append-with-stored-key": Scenario(lambda h: h.append({"new": 1}, key="stored")),
+    "append-with-stored-key": Scenario(lambda h: h.append({"i": 2}, key="stored")),
     "extend": Scenario(lambda h: h.extend([{"new": 1}, {"new": 2}, {"new": 3}])),
     "append-after-torn-tail": Scenario(lambda h: h.append({"new": 1}), torn_tail=True),
 }

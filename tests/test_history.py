@@ -20,6 +20,7 @@ from snapstore import (
     HistoryRecord,
     InvalidInputError,
     IterationHistory,
+    KeyConflictError,
     NotFoundError,
     SnapstoreError,
 )
@@ -134,20 +135,41 @@ def test_key_is_stored(history: IterationHistory) -> None:
 def test_same_key_returns_the_existing_record_and_writes_nothing(
     history: IterationHistory,
 ) -> None:
-    first = history.append({"attempt": 1}, key="k")
+    first = history.append({"attempt": 1, "loss": 0.5}, key="k")
     history.append({"other": True})
     before = history.path.read_bytes()
-    again = history.append({"attempt": 2}, key="k")
+    again = history.append({"loss": 0.5, "attempt": 1}, key="k")  # keys in another order
     assert again == first
     assert history.path.read_bytes() == before
     assert len(history) == 2
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"attempt": 2}, {"attempt": 1.0}, {"attempt": True}, {"attempt": 1, "extra": None}, {}],
+    ids=["other-value", "float-for-int", "bool-for-int", "extra-field", "empty"],
+)
+def test_a_key_retried_with_other_data_is_a_conflict_and_writes_nothing(
+    history: IterationHistory, other: dict[str, object]
+) -> None:
+    first = history.append({"attempt": 1}, key="k")
+    before = history.path.read_bytes()
+    with pytest.raises(KeyConflictError, match="'k' is stored \\(seq 1\\) with other data") as info:
+        history.append(other, key="k")
+    assert info.value.stored == first
+    assert isinstance(info.value, InvalidInputError)
+    assert history.path.read_bytes() == before
+    with IterationHistory(history.path) as fresh:
+        assert [r.data for r in fresh] == [{"attempt": 1}]
 
 
 def test_key_is_exactly_once_across_handles(history: IterationHistory) -> None:
     first = history.append({"attempt": 1}, key="k")
     with IterationHistory(history.path) as other:
         before = history.path.read_bytes()
-        assert other.append({"attempt": 2}, key="k") == first
+        assert other.append({"attempt": 1}, key="k") == first
+        with pytest.raises(KeyConflictError):
+            other.append({"attempt": 2}, key="k")
         assert history.path.read_bytes() == before
 
 
@@ -157,7 +179,7 @@ def test_same_key_from_concurrent_threads_is_stored_once(history: IterationHisto
 
     def append() -> None:
         barrier.wait()
-        results.append(history.append({"thread": threading.get_ident()}, key="once"))
+        results.append(history.append({"once": True}, key="once"))
 
     threads = [threading.Thread(target=append) for _ in range(8)]
     for thread in threads:
@@ -210,7 +232,7 @@ def test_records_persist_across_reopen(history_path: Path, durability: Durabilit
         keyed = history.append({"k": True}, key="key")
     with IterationHistory(history_path, durability=durability) as history:
         assert list(history) == [*written, keyed]
-        assert history.append({"k": False}, key="key") == keyed
+        assert history.append({"k": True}, key="key") == keyed
         assert history.append({"i": 3}).seq == 5
 
 

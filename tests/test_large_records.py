@@ -37,8 +37,9 @@ HISTORY_READS: dict[str, HistoryRead] = {
     "get": lambda history: [history.get(seq).data for seq in (1, 2, 3)],
     "load_recent": lambda history: [record.data for record in history.load_recent(3)],
     "iterate": lambda history: [record.data for record in history],
-    # A retry under a stored key returns the stored record, read from the log.
-    "keyed_retry": lambda history: [history.append({"other": 1}, key="big").data],
+    # A retry under a stored key returns the stored record, read from the log
+    # (and compared with what the retry sends).
+    "keyed_retry": lambda history: [history.append(history.get(1).data, key="big").data],
 }
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from helpers import check_line, log_lines, same_json
-from snapstore import HistoryRecord, IterationHistory, NotFoundError
+from snapstore import HistoryRecord, IterationHistory, KeyConflictError, NotFoundError
 from strategies import json_objects, record_keys
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def test_key_round_trips(tmp_path_factory: pytest.TempPathFactory, key: str) -> 
         assert record.key == key
     with IterationHistory(path) as reopened:
         assert reopened.get(1).key == key
-        assert reopened.append({"again": True}, key=key) == record
+        assert reopened.append({}, key=key) == record
     assert check_line(log_lines(path)[0])["key"] == key
 
 
@@ -78,28 +78,48 @@ class HistoryMachine(RuleBasedStateMachine):
         assert record.key == key
         assert same_json(record.data, data)
 
-    def take(self, key: str | None, data: dict[str, Any]) -> int:
-        """The seq the model gives an append of (key, data)."""
+    def take(self, key: str | None, data: dict[str, Any]) -> int | None:
+        """The seq the model gives an append of (key, data); None: a key conflict."""
         stored = [k for k, _ in self.model]
         if key is not None and key in stored:
-            return stored.index(key) + 1
+            seq = stored.index(key) + 1
+            return seq if same_json(self.model[seq - 1][1], data) else None
         self.model.append((key, data))
         return len(self.model)
 
+    def append_through(
+        self, history: IterationHistory, data: dict[str, Any], key: str | None
+    ) -> None:
+        seq = self.take(key, data)
+        if seq is None:
+            with pytest.raises(KeyConflictError):
+                history.append(data, key=key)
+        else:
+            self.expect(history.append(data, key=key), seq)
+
     @rule(data=json_objects, key=keys)
     def append(self, data: dict[str, Any], key: str | None) -> None:
-        self.expect(self.history.append(data, key=key), self.take(key, data))
+        self.append_through(self.history, data, key)
+
+    @rule(data=st.data())
+    def retry_a_keyed_append(self, data: st.DataObject) -> None:
+        keyed = [(k, d) for k, d in self.model if k is not None]
+        if keyed:
+            key, stored = data.draw(st.sampled_from(keyed))
+            self.append_through(self.other, stored, key)
 
     @rule(items=st.lists(json_objects, max_size=4))
     def extend(self, items: Sequence[dict[str, Any]]) -> None:
         records = self.history.extend(items)
         assert len(records) == len(items)
         for record, data in zip(records, items, strict=True):
-            self.expect(record, self.take(None, data))
+            seq = self.take(None, data)
+            assert seq is not None
+            self.expect(record, seq)
 
     @rule(data=json_objects, key=keys)
     def append_through_other_handle(self, data: dict[str, Any], key: str | None) -> None:
-        self.expect(self.other.append(data, key=key), self.take(key, data))
+        self.append_through(self.other, data, key)
 
     @rule()
     def refresh(self) -> None:

@@ -21,6 +21,18 @@ class InvalidInputError(SnapstoreError, ValueError):
     """An argument was rejected; nothing was written."""
 
 
+class KeyConflictError(InvalidInputError):
+    """A keyed append retried with other data than the record stored under its key.
+
+    A key names one request: the retry of an append must send the same
+    record. Nothing was written; the stored record is ``.stored``.
+    """
+
+    def __init__(self, message: str, stored: object) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
 class NotFoundError(SnapstoreError, KeyError):
     """A record or snapshot that was asked for by its identity does not exist."""
 

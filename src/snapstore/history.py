@@ -18,6 +18,7 @@ import orjson
 from snapstore import _io
 from snapstore._errors import (
     InvalidInputError,
+    KeyConflictError,
     NotFoundError,
     StorageError,
     read_only_hint,
@@ -79,6 +80,14 @@ def refuse_store_log(path: Path) -> None:
             f"{path} is a log of the store {store}, written under the store's lock: "
             f"open it with SnapshotStore({str(store)!r}) (or `snapstore verify {store}`)"
         )
+
+
+def _same_content(stored: dict[str, Any], entry: Entry) -> bool:
+    """Whether ``entry`` holds the data ``stored`` holds (keys in any order, 1 is not 1.0)."""
+    sort = orjson.OPT_SORT_KEYS
+    return orjson.dumps(stored, option=sort) == orjson.dumps(
+        orjson.loads(entry.data_json), option=sort
+    )
 
 
 def default_quarantine_dir(log: Path) -> Path:
@@ -248,7 +257,17 @@ class IterationHistory:
         """Append one record; with a ``key`` already stored, return that record instead."""
         entry = Entry(encode_data(data, self.max_record_bytes), validate_key(key))
         (record,) = self._log.append([entry])
-        return _history_record(record)
+        stored = _history_record(record)
+        # A key names one request: a retry that sends other data is a mistake
+        # (a reused key), not a retry, and must not be answered with the
+        # record of another request as if this one were stored.
+        if key is not None and not _same_content(record.data, entry):
+            raise KeyConflictError(
+                f"key {key!r} is stored (seq {record.seq}) with other data than this append "
+                "sends: a retry must send the same record; a new record needs a new key",
+                stored,
+            )
+        return stored
 
     def extend(self, items: Iterable[Mapping[str, Any]]) -> list[HistoryRecord]:
         """Append several records with one write and one sync; all or none are checked first."""

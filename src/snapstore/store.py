@@ -82,9 +82,29 @@ class SnapshotStore:
         Returns a copy with ``snapshot_seq``, ``created_at`` and ``comparison_key``
         set. Saving content identical to the latest version of that key returns
         that version and writes nothing, so retries are idempotent.
+
+        A snapshot that carries a ``snapshot_seq`` (or a ``created_at``) of its
+        own is one a store returned: saving it again returns the stored
+        snapshot unchanged if it is the one stored under that seq, and raises
+        InvalidInputError otherwise, never saving its content under a seq
+        and time it did not get.
         """
         self._check_open()
-        return self._backend.save(self._checked(snap))
+        snap = self._checked(snap)
+        if snap.snapshot_seq is None and snap.created_at is None:
+            return self._backend.save(snap)
+        stored = None
+        if snap.snapshot_seq is not None:
+            self._backend.refresh(pins=False)
+            stored = self._backend.get_by_seq(snap.snapshot_seq)
+        if stored is not None and stored == snap:
+            return stored
+        raise InvalidInputError(
+            f"snapshot {snap.run_id}:{snap.stage} carries snapshot_seq {snap.snapshot_seq} and "
+            f"created_at {snap.created_at}, but {self.root} stores no such snapshot: a snapshot "
+            "gets both from save_snapshot. To save its content as a new version, save "
+            "dataclasses.replace(snap, snapshot_seq=None, created_at=None)"
+        )
 
     def get_or_establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
         """The baseline of snap's ``(stage, comparison_key)``; pins ``snap`` if there is none.
