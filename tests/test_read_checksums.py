@@ -117,7 +117,7 @@ HISTORY_READS: dict[str, HistoryRead] = {
     "load_recent": lambda history: history.load_recent(3),
     "iterate": list,
     # A retry under a stored key reads the stored record to return it.
-    "append_same_key": lambda history: history.append({"retry": True}, key="k-2"),
+    "append_same_key": lambda history: history.append({"i": 2, "note": MARK}, key="k-2"),
 }
 
 

@@ -9,7 +9,9 @@ import datetime as dt
 import decimal
 import enum
 import hashlib
+import math
 import pathlib
+import shutil
 import subprocess
 import sys
 import uuid
@@ -20,7 +22,13 @@ import orjson
 import pytest
 
 from helpers import same_json
-from snapstore import InvalidInputError, IterationHistory, NormalizedSnapshot, SnapshotStore
+from snapstore import (
+    InvalidInputError,
+    IterationHistory,
+    KeyConflictError,
+    NormalizedSnapshot,
+    SnapshotStore,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -154,3 +162,117 @@ def test_groups_of_stores_written_before_keep_their_keys() -> None:
     )
     snap = NormalizedSnapshot("r", "eval", config=config).with_comparison_key()
     assert snap.comparison_key == written_before
+
+
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _same_floats(read: object, written: object) -> bool:
+    """Equal, NaN included (NaN is never == NaN), and of the same type."""
+    if isinstance(written, float):
+        return type(read) is float and (
+            (math.isnan(read) and math.isnan(written)) or read == written
+        )
+    if isinstance(written, dict):
+        return (
+            isinstance(read, dict)
+            and read.keys() == written.keys()
+            and all(_same_floats(read[k], written[k]) for k in written)
+        )
+    if isinstance(written, list):
+        return (
+            isinstance(read, list)
+            and len(read) == len(written)
+            and all(map(_same_floats, read, written))
+        )
+    return same_json(read, written)
+
+
+def test_nan_and_infinities_are_read_back_as_those_floats(tmp_path: Path) -> None:
+    written = {
+        "loss": math.nan,
+        "bounds": [-math.inf, 0.0, math.inf],
+        "nested": {"numpy": np.float32("nan"), "array": np.array([1.5, np.inf])},
+        "none": None,
+    }
+    expected = {
+        "loss": math.nan,
+        "bounds": [-math.inf, 0.0, math.inf],
+        "nested": {"numpy": math.nan, "array": [1.5, math.inf]},
+        "none": None,
+    }
+    with IterationHistory(tmp_path / "h.jsonl") as history:
+        first = history.append(written, key="k")
+        assert history.append(written, key="k") == first  # a retry, not a conflict
+        with pytest.raises(KeyConflictError):
+            history.append({**written, "loss": None}, key="k")  # NaN is not null
+    with IterationHistory(tmp_path / "h.jsonl") as history:
+        (record,) = history
+        assert history.verify().ok
+    assert _same_floats(record.data, expected)
+    with SnapshotStore(tmp_path / "s") as store:
+        saved = store.save_snapshot(
+            NormalizedSnapshot(
+                "r", "eval", metrics={"loss": math.nan}, config={"clip": math.inf}, data=written
+            )
+        )
+        # Re-saving the stored snapshot is a retry, though its NaN is not == to itself.
+        assert store.save_snapshot(saved).snapshot_seq == saved.snapshot_seq
+        assert len(store) == 1
+        null_config = store.save_snapshot(NormalizedSnapshot("q", "eval", config={"clip": None}))
+        assert null_config.comparison_key != saved.comparison_key
+    with SnapshotStore(tmp_path / "s") as store:
+        snap = store.get("r", "eval")
+        assert store.verify().ok
+    assert snap is not None
+    assert _same_floats(dict(snap.metrics), {"loss": math.nan})
+    assert _same_floats(dict(snap.config), {"clip": math.inf})
+    assert _same_floats(dict(snap.data), expected)
+
+
+@pytest.fixture
+def non_finite_log(tmp_path: Path) -> Path:
+    path = tmp_path / "h.jsonl"
+    with IterationHistory(path) as history:
+        history.append({"loss": 0.5})
+        for value in NON_FINITE.values():
+            history.append({"loss": value})
+    return path
+
+
+def test_pandas_reads_nan_and_infinities_as_floats(non_finite_log: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_json(non_finite_log, lines=True)
+    losses = [record["loss"] for record in frame["data"]]
+    assert losses[0] == 0.5
+    assert losses[1] is None or math.isnan(losses[1])  # pandas' missing value
+    assert losses[2:] == [math.inf, -math.inf]
+
+
+def test_duckdb_reads_nan_and_infinities_as_doubles(non_finite_log: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    rows = duckdb.sql(
+        f"SELECT data.loss FROM read_json('{non_finite_log}') ORDER BY seq"
+    ).fetchall()
+    losses = [row[0] for row in rows]
+    assert losses[0] == 0.5
+    assert math.isnan(losses[1])
+    assert losses[2:] == [math.inf, -math.inf]
+
+
+def test_jq_reads_nan_as_null_and_infinities_as_the_largest_doubles(non_finite_log: Path) -> None:
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    done = subprocess.run(
+        ["jq", "-c", ".data.loss", str(non_finite_log)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == [
+        "0.5",
+        "null",
+        "1.7976931348623157e+308",
+        "-1.7976931348623157e+308",
+    ]

@@ -53,6 +53,7 @@ from snapstore._names import check_stage, check_text, group_key
 from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT
+from snapstore._values import dumps, loads
 from snapstore.history import IterationHistory, open_store_history
 from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
@@ -265,7 +266,7 @@ class LocalBackend:
         self, entry: Entry, staged: list[LogRecord], read: Callable[[int, int], LogRecord]
     ) -> LogRecord | None:
         """The latest version of the entry's key, if its content is identical (a retry)."""
-        payload = orjson.loads(entry.data_json)
+        payload = loads(entry.data_json)
         run_id, stage = payload["run_id"], payload["stage"]
         latest = next(
             (
@@ -591,7 +592,7 @@ def _canonical(data: dict[str, Any]) -> bytes:
     Python's ``==`` holds ``1 == 1.0 == True``; comparing dicts would take a
     save that changed a value's type for a retry and silently drop it.
     """
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return dumps(data, orjson.OPT_SORT_KEYS)
 
 
 def _close_quietly(opened: WriterLock | CheckedLog) -> None:

@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeGuard
 
-import orjson
-
 from snapstore import _fork
 from snapstore._errors import (
     ClosedError,
@@ -57,6 +55,7 @@ from snapstore._record import (
     hidden_records,
 )
 from snapstore._synced import SyncedMark
+from snapstore._values import loads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -500,9 +499,7 @@ class CheckedLog:
                     continue
                 seq += 1
                 line = encode_line(seq, ts, entry)
-                record = LogRecord(
-                    seq, ts, entry.key, orjson.loads(entry.data_json), offset, len(line)
-                )
+                record = LogRecord(seq, ts, entry.key, loads(entry.data_json), offset, len(line))
                 offset += len(line)
                 lines.append(line)
                 staged.append(record)

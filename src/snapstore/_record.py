@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from snapstore._errors import InvalidInputError
-from snapstore._values import has_non_finite, json_default, unstorable
+from snapstore._values import dumps, loads, unstorable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -81,10 +81,6 @@ def encode_data(data: object, max_bytes: int, *, root: str | None = "record") ->
         encoded = _dumps(data)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         raise InvalidInputError(unstorable(data, _dumps, root)) from None
-    # orjson writes NaN and Infinity as null; only a payload holding null can
-    # hide one, so only such payloads pay for a walk over their values.
-    if b"null" in encoded and has_non_finite(data):
-        raise InvalidInputError("record data contains NaN or Infinity, which JSON cannot represent")
     if len(encoded) > max_bytes:
         raise InvalidInputError(
             f"record data is {len(encoded)} bytes, over the maximum of {max_bytes} bytes "
@@ -96,13 +92,13 @@ def encode_data(data: object, max_bytes: int, *, root: str | None = "record") ->
 def canonical_json(data: dict[str, Any], root: str) -> bytes:
     """``data`` as it would be stored, keys sorted: the same content, the same bytes."""
     try:
-        return orjson.dumps(data, default=json_default, option=_DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
+        return dumps(data, _DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
     except TypeError:
         raise InvalidInputError(unstorable(data, _dumps, root)) from None
 
 
 def _dumps(value: object) -> bytes:
-    return orjson.dumps(value, default=json_default, option=_DUMP_OPTIONS)
+    return dumps(value, _DUMP_OPTIONS)
 
 
 def validate_key(key: object) -> str | None:
@@ -146,8 +142,8 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     if body_end <= 0 or line[body_end:] != b'%s%08x"}' % (_CRC_MARK, zlib.crc32(line[:body_end])):
         return None
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        obj = loads(line)
+    except ValueError:  # orjson's and json's decode errors both are
         return None
     # orjson makes exact dicts, ints and strs: exact type tests suffice.
     if not (

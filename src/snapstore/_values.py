@@ -9,6 +9,14 @@ what is read back is the value written, or the one documented JSON form of it.
   stored as the JSON number or boolean they equal and read back as ``float``,
   ``int`` or ``bool``; numpy arrays of those dtypes as nested lists. numpy is
   never imported here: its values are recognised by their type's module.
+- NaN, +inf and -inf (Python's or numpy's) are stored as the bare tokens
+  ``NaN``, ``Infinity`` and ``-Infinity``, Python's ``json`` spelling, and read
+  back as exactly those floats. Strict JSON has no spelling for them; these
+  tokens are read as numbers by Python's ``json``, DuckDB and pandas, and jq
+  reads them as null and the largest finite doubles. Only lines that hold
+  one pay for it: orjson writes them as null, so a payload is walked for them
+  only when its encoding holds ``null``, and a line is parsed again by
+  Python's ``json`` only when orjson refuses it.
 - ``uuid.UUID`` is stored as its hyphenated text, an ``enum.Enum`` member as
   its value (orjson's own forms).
 - Everything else is refused with an InvalidInputError that names the value's
@@ -19,7 +27,9 @@ what is read back is the value written, or the one documented JSON form of it.
 
 from __future__ import annotations
 
+import json
 import math
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -43,6 +53,50 @@ _ADVICE = {
     "bytes": "store text, e.g. base64.b64encode(value).decode()",
     "bytearray": "store text, e.g. base64.b64encode(value).decode()",
 }
+
+
+# A non-finite float is encoded as a text sentinel that no caller's text holds
+# (a NUL, a random token), which is then replaced by its bare token.
+_SENTINEL = f"\x00{secrets.token_hex(8)}:"
+_SPELLINGS = {"NaN": b"NaN", "Infinity": b"Infinity", "-Infinity": b"-Infinity"}
+_ENCODED_SENTINELS = {orjson.dumps(_SENTINEL + name): token for name, token in _SPELLINGS.items()}
+
+
+def dumps(value: Any, option: int) -> bytes:
+    """``value`` as snapstore stores it (see the rules above); TypeError if unstorable."""
+    encoded = orjson.dumps(value, default=json_default, option=option)
+    if b"null" in encoded and has_non_finite(value):
+        encoded = orjson.dumps(_marked(value), default=json_default, option=option)
+        for sentinel, token in _ENCODED_SENTINELS.items():
+            encoded = encoded.replace(sentinel, token)
+    return encoded
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse what ``dumps`` wrote: orjson, and Python's json for NaN and infinities."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raw = data.encode() if isinstance(data, str) else data
+        if b"NaN" in raw or b"Infinity" in raw:
+            return json.loads(raw)
+        raise
+
+
+def _marked(value: Any) -> Any:
+    """A copy of ``value`` with each non-finite float replaced by its sentinel text."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        name = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        return _SENTINEL + name
+    if isinstance(value, dict):
+        return {key: _marked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_marked(item) for item in value]
+    if _numpy_kind(value) == "f":
+        return _marked(value.tolist())
+    return value
 
 
 def json_default(value: Any) -> Any:
@@ -118,6 +172,8 @@ def _refusal(value: Any) -> str:
     name = _type_name(value)
     if isinstance(value, str):
         return "text with a lone surrogate is not valid Unicode"
+    if isinstance(value, int):
+        return f"the int {value} is beyond 64 bits, which JSON readers cannot hold: store text"
     kind = _numpy_kind(value)
     if kind is not None and hasattr(value, "shape") and value.shape:
         return f"{name} of dtype {value.dtype} is not storable (only bool, int, uint and float)"

@@ -45,6 +45,7 @@ from snapstore._record import (
     utc_from_iso,
     validate_key,
 )
+from snapstore._values import dumps, loads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -85,9 +86,7 @@ def refuse_store_log(path: Path) -> None:
 def _same_content(stored: dict[str, Any], entry: Entry) -> bool:
     """Whether ``entry`` holds the data ``stored`` holds (keys in any order, 1 is not 1.0)."""
     sort = orjson.OPT_SORT_KEYS
-    return orjson.dumps(stored, option=sort) == orjson.dumps(
-        orjson.loads(entry.data_json), option=sort
-    )
+    return dumps(stored, sort) == dumps(loads(entry.data_json), sort)
 
 
 def default_quarantine_dir(log: Path) -> Path:

@@ -11,7 +11,7 @@ from snapstore._errors import ClosedError, InvalidInputError, NotFoundError, Rea
 from snapstore._local import LocalBackend
 from snapstore._log import Durability, check_seq, check_write_options
 from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
-from snapstore._record import DEFAULT_MAX_RECORD_BYTES
+from snapstore._record import DEFAULT_MAX_RECORD_BYTES, canonical_json
 from snapstore._repair import CheckReport, check_store
 from snapstore.history import DEFAULT_LOCK_TIMEOUT
 from snapstore.snapshot import NormalizedSnapshot
@@ -97,7 +97,8 @@ class SnapshotStore:
         if snap.snapshot_seq is not None:
             self._backend.refresh(pins=False)
             stored = self._backend.get_by_seq(snap.snapshot_seq)
-        if stored is not None and stored == snap:
+        # Compared as stored (JSON), not with ==: a NaN read back is not == to itself.
+        if stored is not None and _as_stored(stored) == _as_stored(snap):
             return stored
         raise InvalidInputError(
             f"snapshot {snap.run_id}:{snap.stage} carries snapshot_seq {snap.snapshot_seq} and "
@@ -349,3 +350,7 @@ class SnapshotStore:
         if self._closed:
             raise ClosedError(f"{self} is closed")
         _fork.check_not_inherited(self._opened_at, self)
+
+
+def _as_stored(snap: NormalizedSnapshot) -> bytes:
+    return canonical_json(snap.to_dict(), "snapshot")
