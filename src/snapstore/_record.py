@@ -4,8 +4,9 @@
 
 ``crc`` is the CRC-32 of every byte of the line before ``,"crc":``, written as
 eight lowercase hex digits, so any changed byte is detected while the line stays
-plain JSON for jq, pandas and DuckDB. It is always the last field and has a fixed
-width, so a reader finds and checks it without parsing first.
+plain JSON for jq, pandas and DuckDB (a line holding NaN or an infinity spells
+it as Python's json does: see ``_values``). It is always the last field and has
+a fixed width, so a reader finds and checks it without parsing first.
 """
 
 from __future__ import annotations
