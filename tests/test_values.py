@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 
 from helpers import same_json
@@ -56,6 +57,8 @@ STORED: dict[str, tuple[Any, Any]] = {
     "numpy float matrix": (np.array([[1.5, 2.0], [3.0, 4.5]]), [[1.5, 2.0], [3.0, 4.5]]),
     "numpy bool array": (np.array([True, False]), [True, False]),
     "numpy mean of a list": (np.mean([0.5, 1.5]), 1.0),
+    "pandas float scalar": (pd.Series([0.75]).iloc[0], 0.75),
+    "pandas int scalar": (pd.Series([4], dtype="int32").iloc[0], 4),
     "tuple": ((1, "a"), [1, "a"]),
     "uuid": (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
     "enum": (Color.RED, "red"),
@@ -77,6 +80,10 @@ REFUSED: dict[str, tuple[Any, str]] = {
     "numpy datetime": (np.datetime64("2026-01-02"), "numpy.datetime64 is not storable"),
     "numpy complex": (np.complex128(1j), "numpy.complex128 is not storable"),
     "object": (object(), "object is not storable"),
+    "pandas timestamp": (
+        pd.Timestamp("2026-01-02"),
+        "pandas.Timestamp is not storable: store value.isoformat()",
+    ),
 }
 
 

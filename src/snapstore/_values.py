@@ -40,20 +40,6 @@ if TYPE_CHECKING:
 # numpy dtype kinds stored as JSON: bool, signed and unsigned int, float.
 _NUMERIC_KINDS = frozenset("biuf")
 
-# How to store a refused value instead, by the name of its type.
-_ADVICE = {
-    "datetime.datetime": "store value.isoformat() (text) or value.timestamp() (a number)",
-    "datetime.date": "store value.isoformat() (text)",
-    "datetime.time": "store value.isoformat() (text)",
-    "decimal.Decimal": "store float(value) or str(value)",
-    "pathlib.PosixPath": "store str(value)",
-    "pathlib.WindowsPath": "store str(value)",
-    "set": "store a list, e.g. sorted(value)",
-    "frozenset": "store a list, e.g. sorted(value)",
-    "bytes": "store text, e.g. base64.b64encode(value).decode()",
-    "bytearray": "store text, e.g. base64.b64encode(value).decode()",
-}
-
 
 # A non-finite float is encoded as a text sentinel that no caller's text holds
 # (a NUL, a random token), which is then replaced by its bare token.
@@ -177,12 +163,30 @@ def _refusal(value: Any) -> str:
     kind = _numpy_kind(value)
     if kind is not None and hasattr(value, "shape") and value.shape:
         return f"{name} of dtype {value.dtype} is not storable (only bool, int, uint and float)"
-    advice = _ADVICE.get(name)
+    advice = _advice(value)
     if advice is None and kind in ("M", "m"):
         advice = "store value.astype(str).tolist() (text) or an integer count of a unit"
     if advice is None:
         return f"{name} is not storable (not JSON, and no rule converts it)"
     return f"{name} is not storable: {advice}"
+
+
+def _advice(value: Any) -> str | None:
+    """How to store a refused value instead, by its type (pandas.Timestamp is a datetime)."""
+    # Imported here, on the way to an error: not worth a millisecond of every import.
+    import datetime as dt  # noqa: PLC0415
+    import decimal  # noqa: PLC0415
+    import pathlib  # noqa: PLC0415
+
+    advice: tuple[tuple[type | tuple[type, ...], str], ...] = (
+        (dt.datetime, "store value.isoformat() (text) or value.timestamp() (a number)"),
+        ((dt.date, dt.time), "store value.isoformat() (text)"),
+        (decimal.Decimal, "store float(value) or str(value)"),
+        (pathlib.PurePath, "store str(value)"),
+        ((set, frozenset), "store a list, e.g. sorted(value)"),
+        ((bytes, bytearray), "store text, e.g. base64.b64encode(value).decode()"),
+    )
+    return next((text for kinds, text in advice if isinstance(value, kinds)), None)
 
 
 def _place(path: tuple[str | int, ...], root: str | None) -> str:
