@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import pytest
 
+import snapstore
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._io import installed
+from snapstore._io import FileSystem, installed
+from snapstore._lock import WriterLock
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
+    from types import FrameType
 
 # A follow-up call still running after this long is taken to hang.
 HANG = 20.0
@@ -268,3 +272,74 @@ def test_an_interrupted_leader_does_not_fail_the_other_writers_of_its_batch(
         records = [r.data for r in history]
     assert {"follower": True} in records
     assert len(records) in {2, 3}  # the leader's own record is stored whole or not at all
+
+
+# -- an interrupt as any function of a write is entered ----------------------------
+
+_PACKAGE = str(Path(snapstore.__file__).parent)
+
+
+class _InterruptAtCall:
+    """Raise KeyboardInterrupt as the k-th snapstore function is entered (sys.settrace).
+
+    Python runs a signal handler between any two steps of Python code, also as
+    a function is entered, before its first line: this is that moment, for
+    each function a write calls, one at a time. Only the calling thread is
+    traced, as only the main thread runs signal handlers.
+    """
+
+    def __init__(self, k: int | None) -> None:
+        self.k = k
+        self.calls = 0
+
+    def _trace(self, frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(_PACKAGE):
+            self.calls += 1
+            if self.calls == self.k:
+                raise KeyboardInterrupt
+
+    def __enter__(self) -> Self:
+        sys.settrace(self._trace)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(None)
+
+
+WRITES: dict[str, Callable[[IterationHistory, SnapshotStore, int], object]] = {
+    "append": lambda h, s, k: h.append({"k": k}),
+    "keyed append": lambda h, s, k: h.append({"k": k}, key=f"k{k}"),
+    "save_snapshot": lambda h, s, k: s.save_snapshot(snap(f"k{k}", i=k)),
+    "get_or_establish_baseline": lambda h, s, k: s.get_or_establish_baseline(
+        snap(f"k{k}", f"group-{k}", i=k)
+    ),
+}
+
+
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_an_interrupt_as_any_function_of_a_write_is_entered_leaves_the_locks_free(
+    tmp_path: Path, write: Callable[[IterationHistory, SnapshotStore, int], object]
+) -> None:
+    # After each interrupt: another thread writes through the same handle at
+    # once (before, an interrupt as the writer lock's __exit__ was entered
+    # left its thread lock taken, and the thread timed out), then another
+    # lock on the same files is taken without waiting (no OS lock is left).
+    with (
+        IterationHistory(tmp_path / "h.jsonl", lock_timeout=HANG / 4) as history,
+        SnapshotStore(tmp_path / "s", lock_timeout=HANG / 4, checkpoint_every=3) as store,
+    ):
+        with _InterruptAtCall(None) as probe:
+            write(history, store, 0)
+        assert probe.calls > 10
+        for k in range(1, probe.calls + 1):
+            with contextlib.suppress(KeyboardInterrupt), _InterruptAtCall(k):
+                write(history, store, k)
+            finishes(functools.partial(history.append, {"other thread": k}))
+            finishes(functools.partial(store.save_snapshot, snap(f"other-{k}", "other", i=k)))
+            for lock_file in (history._lock.path, store.root / ".lock"):
+                with WriterLock(lock_file, FileSystem(), 0.0):
+                    pass  # taken at once: no OS lock is held
+        assert history.verify().ok
+        assert store.verify().ok
+    with IterationHistory(tmp_path / "h.jsonl") as fresh:
+        assert len(fresh) >= probe.calls

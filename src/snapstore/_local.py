@@ -351,7 +351,7 @@ class LocalBackend:
         self._check_writable()
         # Decided under the writer lock, after reading every pin committed so
         # far: processes racing on an empty group all get the same answer.
-        with self._lock:
+        with self._lock.threads, self._lock.processes:
             self._baseline_log.catch_up_locked()
             self._snapshots.catch_up_locked()
             existing = self.baseline(snap.stage, snap.comparison_key)
@@ -363,7 +363,7 @@ class LocalBackend:
 
     def pin_baseline(self, snap: NormalizedSnapshot) -> None:
         self._check_writable()
-        with self._lock:
+        with self._lock.threads, self._lock.processes:
             self._snapshots.catch_up_locked()
             self._append_pin(snap, "set")
 

@@ -11,7 +11,6 @@ decide under the lock (a baseline pin) can append through the same log.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -108,7 +107,21 @@ def refuse_second_name(log: Path) -> None:
 
 
 class WriterLock:
-    """Mutual exclusion for the writers of one log (or one store)."""
+    """Mutual exclusion for the writers of one log (or one store).
+
+    Two parts: ``threads``, a re-entrant thread lock, and the OS lock of the
+    lock file, taken by entering ``processes`` while holding ``threads``. The
+    library's writers take both as ``with lock.threads, lock.processes:``,
+    which no interrupt can leave half-released: Python runs a signal handler
+    (Ctrl-C) only between Python-level steps, and ``threads`` is entered and
+    left by C code, so the thread lock is always given back. An interrupt can
+    skip the Python-level release of the OS lock; the descriptor then still
+    holds it, the next writer of this handle re-takes it at once (an flock is
+    per descriptor) and releases it, so the lock heals at the handle's next
+    commit. Sections do not nest: a holder that must write commits directly
+    (see ``held_by_me``). ``acquire``/``release`` (and ``with lock:``) take and
+    give back both, for a lock of its own (repair's, a test's).
+    """
 
     def __init__(self, path: Path, fs: FileSystem, timeout: float, *, create: bool = True) -> None:
         """Open the lock file ``path``: created if absent, or with ``create=False`` only read.
@@ -122,9 +135,9 @@ class WriterLock:
         self.path = path
         self.timeout = timeout
         self._fs = fs
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._owner_thread = 0
+        self.threads = threading.RLock()
+        self.processes = _OsLock(self)
+        self._os_locked = False  # whether the descriptor holds the OS lock
         # The lock file is never deleted: deleting it would let two processes
         # lock two different inodes under one name. It also carries the logs'
         # synced marks (see _synced), hence a descriptor for positioned writes.
@@ -138,61 +151,26 @@ class WriterLock:
                 self._fd, self._has_file = -1, False
 
     def acquire(self) -> None:
-        me = threading.get_ident()
-        if self._owner_thread == me:
-            self._depth += 1  # re-entry by the holder: it already has both locks
-            return
-        try:
-            deadline = self._take_thread_lock()
-            if self._has_file and not _try_lock(self._fd):
-                self._wait_for_os_lock(deadline)
-            # Plain stores, no call between them and the end of the block: an
-            # interrupt cannot fall between taking the locks and owning them.
-            self._depth = 1
-            self._owner_thread = me
-        except BaseException:
-            # Failed or interrupted (Ctrl-C may strike right after a lock call
-            # returned): give back whatever this thread took, or the handle
-            # would stay locked for good.
-            if self._owner_thread != me and _owned(self._thread_lock):
-                with contextlib.suppress(OSError):
-                    _unlock(self._fd)  # ours to drop: no other thread can hold it now
-                self._thread_lock.release()
-            raise
-
-    def _take_thread_lock(self) -> float | None:
-        """Take the thread lock; the deadline for the OS lock (None: no waiting so far)."""
+        deadline = None
         # The uncontended case first: no clock reads, no timeout bookkeeping.
-        if self._thread_lock.acquire(blocking=False):
-            return None
-        deadline = time.monotonic() + self.timeout
-        if not self._thread_lock.acquire(timeout=self.timeout):
-            raise LockTimeout(self.path, self.timeout)
-        return deadline
+        if not self.threads.acquire(blocking=False):
+            deadline = time.monotonic() + self.timeout
+            if not self.threads.acquire(timeout=self.timeout):
+                raise LockTimeout(self.path, self.timeout)
+        try:
+            self._take_os_lock(deadline)
+        except BaseException:
+            self.threads.release()
+            raise
 
     def release(self) -> None:
-        if self._depth > 1:
-            self._depth -= 1
-            return
-        self._depth = 0
-        self._owner_thread = 0
         try:
-            if self._has_file:
-                _unlock(self._fd)
-        finally:  # even when an interrupt arrives as flock returns
-            self._thread_lock.release()
+            self._release_os_lock()
+        finally:
+            self.threads.release()
 
     def __enter__(self) -> Self:
-        me = threading.get_ident()
-        depth = self._depth if self._owner_thread == me else 0
-        try:
-            self.acquire()
-        except BaseException:
-            # An interrupt as acquire() returns leaves the lock taken, and a
-            # failed __enter__ gets no __exit__: release it here.
-            if self._owner_thread == me and self._depth > depth:
-                self.release()
-            raise
+        self.acquire()
         return self
 
     def __exit__(
@@ -209,7 +187,7 @@ class WriterLock:
         return self._fd
 
     def held_by_me(self) -> bool:
-        return self._owner_thread == threading.get_ident()
+        return _owned(self.threads)
 
     def close(self) -> None:
         # Idempotent: closing the same descriptor number twice could close a
@@ -217,7 +195,27 @@ class WriterLock:
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
+        self._os_locked = False  # closing the descriptor releases its flock
         self._fs.close(fd)
+
+    def _take_os_lock(self, deadline: float | None = None) -> None:
+        """Take the OS lock; the caller holds ``threads``."""
+        if self._os_locked or not self._has_file:
+            return  # held already: a release an interrupt skipped (see the class)
+        if not _try_lock(self._fd):
+            self._wait_for_os_lock(deadline)
+        # Set after the lock is ours; an interrupt before it leaves the flag
+        # False on a held lock, and the next take's flock succeeds at once.
+        self._os_locked = True
+
+    def _release_os_lock(self) -> None:
+        """Release the OS lock; the caller holds ``threads``."""
+        if not self._os_locked:
+            return
+        # Cleared first: an interrupt after it leaves a held lock marked free,
+        # which the next take re-takes (a no-op flock) and then releases.
+        self._os_locked = False
+        _unlock(self._fd)
 
     def _wait_for_os_lock(self, deadline: float | None) -> None:
         # flock has no timeout: poll non-blocking with a growing pause. The
@@ -233,3 +231,23 @@ class WriterLock:
             backoff = min(backoff * 2, _MAX_BACKOFF)
             if _try_lock(self._fd):
                 return
+
+
+class _OsLock:
+    """``WriterLock.processes``: the OS lock, entered while holding ``threads``."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: WriterLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._take_os_lock()  # noqa: SLF001 - the lock's own part
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock._release_os_lock()  # noqa: SLF001 - the lock's own part

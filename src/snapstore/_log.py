@@ -333,8 +333,9 @@ class CheckedLog:
         request = _Request(entries)
         if self._lock.held_by_me():
             # The caller decides something under the lock (a baseline pin): the
-            # leader may be waiting for that very lock, so commit directly.
-            self._commit([request])
+            # leader may be waiting for that very lock, so commit directly,
+            # within the caller's hold.
+            self._commit([request], held=True)
             return request.outcome()
         with self._queue:
             self._pending.append(request)
@@ -440,12 +441,16 @@ class CheckedLog:
             if self._pending:
                 self._pending[0].wake_up()
 
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request], *, held: bool = False) -> None:
+        lock = self._lock
         try:
-            with self._lock, self._state, self._storage_errors:
-                self.check_writable()
-                self._follow(writer=True)
-                self._write_batch(batch)
+            if held:
+                with self._state, self._storage_errors:
+                    self._commit_locked(batch)
+            else:
+                # See WriterLock: no interrupt leaves this half-released.
+                with lock.threads, lock.processes, self._state, self._storage_errors:
+                    self._commit_locked(batch)
         except Exception as exc:  # an error of the commit: every caller of the batch learns it
             for request in batch:
                 if not request.done:
@@ -453,6 +458,11 @@ class CheckedLog:
             raise
         # An interrupt (a BaseException that is not an Exception) is the
         # interrupted thread's alone: _lead hands the others back to the queue.
+
+    def _commit_locked(self, batch: list[_Request]) -> None:
+        self.check_writable()
+        self._follow(writer=True)
+        self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Request]) -> None:
         staged, lines = self._stage(batch)
