@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Self
 import pytest
 
 import snapstore
-from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
+from helpers import open_fds
+from snapstore import ClosedError, IterationHistory, NormalizedSnapshot, SnapshotStore
 from snapstore._io import FileSystem, installed
 from snapstore._lock import WriterLock
 from snapstore.testing import FaultInjector
@@ -343,3 +344,47 @@ def test_an_interrupt_as_any_function_of_a_write_is_entered_leaves_the_locks_fre
         assert store.verify().ok
     with IterationHistory(tmp_path / "h.jsonl") as fresh:
         assert len(fresh) >= probe.calls
+
+
+@pytest.mark.usefixtures("gc_paused")  # descriptors are counted
+@pytest.mark.parametrize("kind", ["history", "store"])
+def test_an_interrupt_as_any_function_of_close_is_entered_leaves_nothing_locked(
+    tmp_path: Path, kind: str
+) -> None:
+    # close() of a store that has a checkpoint due: interrupted as each of its
+    # functions is entered, the handle is closed (a typed error at once, no
+    # hang), and a new handle writes at once.
+    def opened(root: Path) -> IterationHistory | SnapshotStore:
+        if kind == "history":
+            history = IterationHistory(root / "h.jsonl", lock_timeout=HANG / 4)
+            history.append({"i": 0})
+            return history
+        store = SnapshotStore(root / "s", lock_timeout=HANG / 4)
+        store.save_snapshot(snap("a"))
+        return store
+
+    def write(handle: IterationHistory | SnapshotStore) -> object:
+        if isinstance(handle, IterationHistory):
+            return handle.append({"i": 1})
+        return handle.save_snapshot(snap("b", i=1))
+
+    probe = _InterruptAtCall(None)
+    handle = opened(tmp_path / "probe")
+    with probe:
+        handle.close()
+    for k in range(1, probe.calls + 1):
+        fds = open_fds()
+        handle = opened(tmp_path / f"k{k}")
+        with contextlib.suppress(KeyboardInterrupt), _InterruptAtCall(k):
+            handle.close()
+        # Closed, or (interrupted before it began) still open: either way at once.
+        with contextlib.suppress(ClosedError):
+            finishes(functools.partial(write, handle))
+        handle.close()  # releases whatever the interrupted close left open
+        assert open_fds() == fds
+        again = opened(tmp_path / f"k{k}")
+        try:
+            finishes(functools.partial(write, again))
+            assert again.verify().ok
+        finally:
+            again.close()

@@ -184,8 +184,11 @@ class FileSystem:
     def truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
-    def close(self, fd: int) -> None:
-        os.close(fd)
+    # os.close itself, not a method that calls it: a call of C code is never
+    # entered half-way by an interrupt (Python runs signal handlers only
+    # between steps of Python code), so a close cut short by Ctrl-C has
+    # either closed the descriptor and marked it closed, or neither.
+    close = staticmethod(os.close)
 
     def replace(self, source: Path, target: Path) -> None:
         os.replace(source, target)

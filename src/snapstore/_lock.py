@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from snapstore._errors import InvalidInputError, LockTimeout
+from snapstore._errors import ClosedError, InvalidInputError, LockTimeout
 from snapstore._names import fit_name
 
 if TYPE_CHECKING:
@@ -202,6 +202,8 @@ class WriterLock:
         """Take the OS lock; the caller holds ``threads``."""
         if self._os_locked or not self._has_file:
             return  # held already: a release an interrupt skipped (see the class)
+        if self._fd < 0:
+            raise ClosedError(f"{self.path}: the handle was closed")
         if not _try_lock(self._fd):
             self._wait_for_os_lock(deadline)
         # Set after the lock is ours; an interrupt before it leaves the flag

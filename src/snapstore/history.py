@@ -364,9 +364,11 @@ class IterationHistory:
         # Like a file: a handle reclaimed while open gives its descriptors back,
         # and says it was not closed. A copy inherited through fork() is the
         # parent's to close, and a store's own histories are the store's.
-        if getattr(self, "_closed", True):
-            return  # closed, or __init__ failed before there was anything to close
-        if self._warn_if_unclosed and not self._log.inherited:
+        # A closed one releases again (idempotent): its close may have been
+        # cut short by an interrupt.
+        if not hasattr(self, "_closed"):
+            return  # __init__ failed before there was anything to close
+        if not self._closed and self._warn_if_unclosed and not self._log.inherited:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
         with contextlib.suppress(Exception):
             self.close()

@@ -286,22 +286,24 @@ class SnapshotStore:
         """Checkpoint if anything is new, then release every file. Idempotent.
 
         A handle inherited through ``fork()`` only releases its descriptors.
+        A second call releases whatever a first one, cut short by an
+        interrupt, left open (releasing is idempotent), and checkpoints nothing.
         """
-        if self._closed:
-            return
+        finishing = not self._closed
         self._closed = True
-        self._backend.close(finish=self._opened_at == _fork.forks())
+        self._backend.close(finish=finishing and self._opened_at == _fork.forks())
 
     def __del__(self) -> None:
         # Like a file: a store reclaimed while open gives its descriptors and
         # locks back, and says it was not closed. No checkpoint here (a cache,
         # and the collector may run anywhere); a copy inherited through fork()
-        # is the parent's to close.
-        if getattr(self, "_closed", True):
-            return  # closed, or __init__ failed before there was anything to close
-        self._closed = True
-        if self._opened_at == _fork.forks():
+        # is the parent's to close. A closed one releases again (idempotent):
+        # its close may have been cut short by an interrupt.
+        if not hasattr(self, "_closed"):
+            return  # __init__ failed before there was anything to close
+        if not self._closed and self._opened_at == _fork.forks():
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+        self._closed = True
         with contextlib.suppress(Exception):
             self._backend.close(finish=False)
 
