@@ -78,10 +78,18 @@ def start(root: Path, *args: str) -> subprocess.Popen[str]:
 def run_round(root: Path, rng: random.Random, first: int, seen: Seen) -> int:
     procs = [start(root, "writer", str(w), str(first)) for w in range(WRITERS)]
     procs += [start(root, "reader"), start(root, "checker")]
+    checker = procs[-1]
+    early: list[str] = []  # the checker's lines read before the kill
     try:
         for proc in procs:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready"
+        # The kill waits for the checker's first report: its first verify
+        # (which imports pyarrow to read the checkpoint) can take longer than
+        # a round on a loaded machine, and the checker must run every round.
+        assert checker.stdout is not None
+        while not early or early[-1][:1] not in ("V", "P", ""):
+            early.append(checker.stdout.readline())
         time.sleep(rng.uniform(0.05, 0.4))
     finally:
         for proc in procs:
@@ -92,7 +100,7 @@ def run_round(root: Path, rng: random.Random, first: int, seen: Seen) -> int:
         # would read the pipe beneath it and lose what the buffer holds.
         assert proc.stdout is not None
         with proc.stdout:
-            out = proc.stdout.read()
+            out = "".join(early if proc is checker else []) + proc.stdout.read()
         assert proc.wait(timeout=30) == -signal.SIGKILL, out[-2000:]
         # The last line may be cut by the kill: only whole lines were acknowledged.
         for line in out.splitlines(keepends=True):

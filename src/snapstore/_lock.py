@@ -5,8 +5,9 @@ on Windows), held on a descriptor this object keeps open for its lifetime, so
 taking it costs two system calls. POSIX record locks (``fcntl.lockf``) are never
 used: a process loses them when it closes *any* descriptor of the file.
 
-The lock is re-entrant for the thread that holds it, so an operation that must
-decide under the lock (a baseline pin) can append through the same log.
+An operation that must decide under the lock (a baseline pin) appends through
+the same log within its own hold: the log sees ``held_by_me`` and commits
+directly, without taking the lock again.
 """
 
 from __future__ import annotations
