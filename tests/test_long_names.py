@@ -62,16 +62,22 @@ def test_the_longest_store_history_name_is_accepted() -> None:
     assert check_history_name("h" * MAX_NAME_LENGTH) == "h" * MAX_NAME_LENGTH
 
 
-@pytest.mark.parametrize("length", [192, MAX_NAME_LENGTH])
-def test_a_store_history_with_a_long_name_is_written_again_after_a_torn_tail(
-    tmp_path: Path, length: int
-) -> None:
+def _torn_store_history(tmp_path: Path, length: int) -> tuple[str, Path, Path, bytes, range]:
+    """A store whose history of a ``length``-character name has a torn tail (see ``tear``)."""
     name = "h" * length
     root = tmp_path / "store"
     with SnapshotStore(root) as store:
         store.history(name).extend([{"i": i} for i in range(3)])
     log = root / "history" / f"{name}.jsonl"
     damaged, region = tear(log)
+    return name, root, log, damaged, region
+
+
+@pytest.mark.parametrize("length", [192, MAX_NAME_LENGTH])
+def test_a_store_history_with_a_long_name_is_written_again_after_a_torn_tail(
+    tmp_path: Path, length: int
+) -> None:
+    name, root, log, damaged, region = _torn_store_history(tmp_path, length)
 
     with SnapshotStore(root) as store:
         record = store.history(name).append({"after": "the tear"})
@@ -84,12 +90,7 @@ def test_a_store_history_with_a_long_name_is_written_again_after_a_torn_tail(
 
 @pytest.mark.parametrize("length", [192, MAX_NAME_LENGTH])
 def test_a_store_history_with_a_long_name_is_repaired(tmp_path: Path, length: int) -> None:
-    name = "h" * length
-    root = tmp_path / "store"
-    with SnapshotStore(root) as store:
-        store.history(name).extend([{"i": i} for i in range(3)])
-    log = root / "history" / f"{name}.jsonl"
-    damaged, region = tear(log)
+    name, root, log, damaged, region = _torn_store_history(tmp_path, length)
 
     with SnapshotStore(root) as store:
         assert not store.verify().ok

@@ -50,10 +50,10 @@ from snapstore._layout import (
 from snapstore._lock import WriterLock, refuse_second_name
 from snapstore._log import CheckedLog, Durability, LogPosition
 from snapstore._names import check_stage, check_text, group_key
-from snapstore._record import Entry, LogRecord, encode_data, utc_from_iso
+from snapstore._record import Entry, LogRecord, encode_data, same_content, utc_from_iso
 from snapstore._snapshot_index import SnapshotIndex
 from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT
-from snapstore._values import dumps, loads
+from snapstore._values import loads
 from snapstore.history import IterationHistory, open_store_history
 from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
@@ -282,7 +282,7 @@ class LocalBackend:
             if place is None:
                 return None  # a new key: nothing to compare
             latest = read(*place)
-        return latest if _canonical(latest.data) == _canonical(payload) else None
+        return latest if same_content(latest.data, entry.data_json) else None
 
     # -- Backend -------------------------------------------------------------
 
@@ -584,15 +584,6 @@ def snapshot_problem(data: dict[str, Any]) -> str | None:
         name for name in ("metrics", "config", "data") if not isinstance(data.get(name), dict)
     ]
     return f"snapshot record lacks {', '.join(missing)}" if missing else None
-
-
-def _canonical(data: dict[str, Any]) -> bytes:
-    """JSON text with sorted keys: what "identical content" means for a retry.
-
-    Python's ``==`` holds ``1 == 1.0 == True``; comparing dicts would take a
-    save that changed a value's type for a retry and silently drop it.
-    """
-    return dumps(data, orjson.OPT_SORT_KEYS)
 
 
 def _close_quietly(opened: WriterLock | CheckedLog) -> None:

@@ -90,12 +90,23 @@ def encode_data(data: object, max_bytes: int, *, root: str | None = "record") ->
     return encoded
 
 
-def canonical_json(data: dict[str, Any], root: str) -> bytes:
-    """``data`` as it would be stored, keys sorted: the same content, the same bytes."""
+def canonical_json(data: dict[str, Any], root: str = "record") -> bytes:
+    """``data`` as it would be stored, keys sorted: the same content, the same bytes.
+
+    What "identical content" means for a retry: Python's ``==`` holds
+    ``1 == 1.0 == True`` and ``nan != nan``, so comparing dicts would take a
+    changed type for a retry, and a NaN read back for a change.
+    """
     try:
         return dumps(data, _DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
     except TypeError:
         raise InvalidInputError(unstorable(data, _dumps, root)) from None
+
+
+def same_content(data: dict[str, Any], encoded: bytes) -> bool:
+    """Whether decoded ``data`` holds what ``encoded`` (an entry's data) holds."""
+    # The usual case first: data decoded from these very bytes encodes to them.
+    return _dumps(data) == encoded or canonical_json(data) == canonical_json(loads(encoded))
 
 
 def _dumps(value: object) -> bytes:

@@ -42,10 +42,10 @@ from snapstore._record import (
     Entry,
     LogRecord,
     encode_data,
+    same_content,
     utc_from_iso,
     validate_key,
 )
-from snapstore._values import dumps, loads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -81,12 +81,6 @@ def refuse_store_log(path: Path) -> None:
             f"{path} is a log of the store {store}, written under the store's lock: "
             f"open it with SnapshotStore({str(store)!r}) (or `snapstore verify {store}`)"
         )
-
-
-def _same_content(stored: dict[str, Any], entry: Entry) -> bool:
-    """Whether ``entry`` holds the data ``stored`` holds (keys in any order, 1 is not 1.0)."""
-    sort = orjson.OPT_SORT_KEYS
-    return dumps(stored, sort) == dumps(loads(entry.data_json), sort)
 
 
 def default_quarantine_dir(log: Path) -> Path:
@@ -260,7 +254,7 @@ class IterationHistory:
         # A key names one request: a retry that sends other data is a mistake
         # (a reused key), not a retry, and must not be answered with the
         # record of another request as if this one were stored.
-        if key is not None and not _same_content(record.data, entry):
+        if key is not None and not same_content(record.data, entry.data_json):
             raise KeyConflictError(
                 f"key {key!r} is stored (seq {record.seq}) with other data than this append "
                 "sends: a retry must send the same record; a new record needs a new key",

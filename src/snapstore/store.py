@@ -355,4 +355,4 @@ class SnapshotStore:
 
 
 def _as_stored(snap: NormalizedSnapshot) -> bytes:
-    return canonical_json(snap.to_dict(), "snapshot")
+    return canonical_json(snap.to_dict(), "snapshot")  # see canonical_json: not ==
