@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from snapstore._record import Clock, Entry, encode_data, encode_line
+from snapstore._log.record import Clock, Entry, encode_data, encode_line
 
 _MAX_BYTES = 1 << 20
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks._payload import line, payload
 from benchmarks.registry import CACHED_LIMIT, DURABLE_LIMIT, Context, Measurement, benchmark
-from snapstore._io import FileSystem
+from snapstore._log.seam import FileSystem
 
 if TYPE_CHECKING:
     from collections.abc import Callable

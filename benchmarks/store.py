@@ -34,7 +34,7 @@ from benchmarks._stores import (
 from benchmarks.baselines import json_rewrites
 from benchmarks.registry import Context, Measurement, benchmark, timed_threads
 from snapstore import SnapshotStore
-from snapstore._local import checkpoint_interval
+from snapstore.backends.local.store import checkpoint_interval
 from snapstore.store import DEFAULT_CHECKPOINT_EVERY
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from benchmarks.registry import BenchmarkFunction
     from snapstore import NormalizedSnapshot
-    from snapstore._log import Durability
+    from snapstore._log.checked import Durability
 
 _GROUP = "SnapshotStore"
 _THREADS = 8

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from snapstore import IterationHistory, _local
+from snapstore import IterationHistory
+from snapstore.backends.local import store as local_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from snapstore._log import Durability
+    from snapstore._log.checked import Durability
 
 # Every example writes and fsyncs real files, so deadlines would only measure the disk.
 settings.register_profile(
@@ -54,7 +55,7 @@ def checkpoints_always_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     Stores replay a log under 1 MiB instead of loading a checkpoint; tests of
     the checkpoint path would otherwise never reach it.
     """
-    monkeypatch.setattr(_local, "REPLAY_BELOW_BYTES", 0)
+    monkeypatch.setattr(local_store, "REPLAY_BELOW_BYTES", 0)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from helpers import check_line
-from snapstore._io import FileSystem
+from snapstore._log.seam import FileSystem
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -21,7 +21,7 @@ from snapstore import NormalizedSnapshot, SnapshotStore
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from snapstore._log import Durability
+    from snapstore._log.checked import Durability
 
 STAGES = ("TARGET_RANKING", "FEATURE_SELECTION", "TRAINING")
 DERIVED_FILES = ("index.parquet", "snapshot_index.json")

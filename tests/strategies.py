@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from snapstore._record import MAX_KEY_LENGTH
+from snapstore._log.record import MAX_KEY_LENGTH
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

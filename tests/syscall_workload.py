@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._repair import check_path
+from snapstore.backends.local.repair import check_path
 
 
 def ack(step: str) -> None:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from snapstore import NormalizedSnapshot, SnapshotStore
-from snapstore import _io as io_module
-from snapstore import _repair as repair_module
-from snapstore._layout import BASELINE_LOG, MARKER, SNAPSHOT_LOG
-from snapstore._lock import WriterLock
+from snapstore._log import seam as io_module
+from snapstore._log.lock import WriterLock
+from snapstore.backends.local import repair as repair_module
+from snapstore.backends.local.layout import BASELINE_LOG, MARKER, SNAPSHOT_LOG
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

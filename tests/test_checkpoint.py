@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from snapstore import NormalizedSnapshot, SnapshotStore, _io
-from snapstore._lock import WriterLock
-from snapstore._log import CheckedLog, LogPosition
-from snapstore._record import Entry, encode_line
+from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore._log import seam
+from snapstore._log.checked import CheckedLog, LogPosition
+from snapstore._log.lock import WriterLock
+from snapstore._log.record import Entry, encode_line
 from store_fixtures import (
     DERIVED_FILES,
     answers_of,
@@ -194,7 +195,7 @@ def test_a_log_that_does_not_continue_the_checkpoint_resets_its_owner(tmp_path: 
     path = tmp_path / "log.jsonl"
     path.write_bytes(encode_line(1, "2024-01-01T00:00:00.000000+00:00", Entry(b"{}", None)))
     events: list[object] = []
-    fs = _io.current()
+    fs = seam.current()
     lock = WriterLock(tmp_path / "log.lock", fs, 1.0)
     log = CheckedLog(
         path,

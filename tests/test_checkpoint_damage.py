@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from snapstore import CorruptionError
-from snapstore._checkpoint import load_checkpoint
+from snapstore.backends.local.checkpoint import load_checkpoint
 from store_fixtures import answers_of, copy_store, fill_store, remove_checkpoint
 
 if TYPE_CHECKING:

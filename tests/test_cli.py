@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._cli import main
+from snapstore.cli.main import main
 from workers import WAIT, hold_lock_file
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from snapstore._cli import build_parser
+from snapstore.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)

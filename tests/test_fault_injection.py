@@ -18,14 +18,14 @@ from snapstore import (
     SnapstoreError,
     StorageError,
 )
-from snapstore._io import installed
+from snapstore._log.seam import installed
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from snapstore._log import Durability
+    from snapstore._log.checked import Durability
 
 # Descriptor counts are compared: see helpers.open_fds.
 pytestmark = pytest.mark.usefixtures("gc_paused")

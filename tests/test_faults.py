@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import open_fds
-from snapstore._io import FileSystem
+from snapstore._log.seam import FileSystem
 from snapstore.testing import PRIMITIVES, FaultInjector
 
 if TYPE_CHECKING:

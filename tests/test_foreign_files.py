@@ -19,8 +19,8 @@ from snapstore import (
     NotAHistoryError,
     SnapshotStore,
 )
-from snapstore._cli import main
-from snapstore._repair import check_path
+from snapstore.backends.local.repair import check_path
+from snapstore.cli.main import main
 
 if TYPE_CHECKING:
     from pathlib import Path

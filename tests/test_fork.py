@@ -261,7 +261,9 @@ def test_a_checkpoint_imports_nothing_while_a_fork_may_wait_for_it(tmp_path: Pat
     # A fresh interpreter, so that what this one imported hides nothing.
     script = f"""
 import sys
-from snapstore import NormalizedSnapshot, SnapshotStore, _checkpoint, _local
+from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore.backends.local import checkpoint as checkpoint_module
+from snapstore.backends.local import store as local_store
 
 imported = []
 
@@ -271,8 +273,8 @@ class Watched:
     def __exit__(self, *exc):
         imported.extend(set(sys.modules) - self.before)
 
-_checkpoint.arrow_barrier = Watched()
-_local.REPLAY_BELOW_BYTES = 0  # open through the checkpoint however small the log
+checkpoint_module.arrow_barrier = Watched()
+local_store.REPLAY_BELOW_BYTES = 0  # open through the checkpoint however small the log
 with SnapshotStore({str(tmp_path / "s")!r}) as store:
     store.save_snapshot(NormalizedSnapshot(run_id="a", stage="train"))
 with SnapshotStore({str(tmp_path / "s")!r}) as store:

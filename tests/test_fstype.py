@@ -12,8 +12,8 @@ from snapstore import (
     IterationHistory,
     SnapshotStore,
     UnsupportedFilesystemError,
-    _fstype,
 )
+from snapstore._log import fstype
 
 LOCAL_MOUNTS = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -27,24 +27,24 @@ def mounts_with(tmp_path: Path, fs_type: str) -> str:
 
 
 def test_the_longest_mount_prefix_decides() -> None:
-    assert _fstype.mount_type(Path("/tmp/x/y"), LOCAL_MOUNTS) == "tmpfs"
-    assert _fstype.mount_type(Path("/tmpfoo"), LOCAL_MOUNTS) == "ext4"
-    assert _fstype.mount_type(Path("/"), LOCAL_MOUNTS) == "ext4"
+    assert fstype.mount_type(Path("/tmp/x/y"), LOCAL_MOUNTS) == "tmpfs"
+    assert fstype.mount_type(Path("/tmpfoo"), LOCAL_MOUNTS) == "ext4"
+    assert fstype.mount_type(Path("/"), LOCAL_MOUNTS) == "ext4"
 
 
 def test_escaped_mount_points_are_matched() -> None:
     table = LOCAL_MOUNTS + "41 22 0:41 / /mnt/my\\040share rw - cifs //h/s rw\n"
-    assert _fstype.mount_type(Path("/mnt/my share/store"), table) == "cifs"
+    assert fstype.mount_type(Path("/mnt/my share/store"), table) == "cifs"
 
 
 @pytest.mark.parametrize("fs_type", ["nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "9p"])
 def test_network_and_fuse_types_are_flagged(fs_type: str) -> None:
-    assert _fstype.is_network_type(fs_type)
+    assert fstype.is_network_type(fs_type)
 
 
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs", "btrfs", "tmpfs", "zfs", "apfs"])
 def test_local_types_are_not_flagged(fs_type: str) -> None:
-    assert not _fstype.is_network_type(fs_type)
+    assert not fstype.is_network_type(fs_type)
 
 
 def test_this_machines_temp_dir_is_local(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_this_machines_temp_dir_is_local(tmp_path: Path) -> None:
 def nfs_mount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     table = tmp_path.parent / f"{tmp_path.name}-mountinfo"
     table.write_text(mounts_with(tmp_path, "nfs4"))
-    monkeypatch.setattr(_fstype, "MOUNTINFO", table)
+    monkeypatch.setattr(fstype, "MOUNTINFO", table)
     return tmp_path
 
 

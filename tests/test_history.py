@@ -29,7 +29,7 @@ from workers import WAIT, append_many
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from snapstore._log import Durability
+    from snapstore._log.checked import Durability
 
 
 def test_append_assigns_consecutive_seqs(history: IterationHistory) -> None:

@@ -19,7 +19,7 @@ from snapstore import (
     SnapshotStore,
     SnapstoreError,
 )
-from snapstore._record import MAX_KEY_LENGTH
+from snapstore._log.record import MAX_KEY_LENGTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -24,8 +24,8 @@ import pytest
 import snapstore
 from helpers import open_fds
 from snapstore import ClosedError, IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._io import FileSystem, installed
-from snapstore._lock import WriterLock
+from snapstore._log.lock import WriterLock
+from snapstore._log.seam import FileSystem, installed
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:
@@ -189,16 +189,16 @@ def test_an_interrupt_while_the_index_takes_a_batch_leaves_it_whole(
     # A signal arrives while the store's index takes in a committed batch:
     # the index must still get every record (the next catch-up offers the
     # rest again), never skip one while the log moves past it.
-    from snapstore import _local  # noqa: PLC0415 - the module whose function is hooked
+    from snapstore.backends.local import store as local_store  # noqa: PLC0415 - the module whose function is hooked
 
     with SnapshotStore(tmp_path / "s", checkpoint_every=1000) as store:
         store.save_snapshot(snap("a"))
         backend = store._backend
-        assert isinstance(backend, _local.LocalBackend)
+        assert isinstance(backend, local_store.LocalBackend)
         batch = [
             backend._entry(snap(run, i=i).with_comparison_key()) for i, run in ((1, "b"), (2, "c"))
         ]
-        interrupt_once_after(monkeypatch, _local, "index_snapshot", after=after)
+        interrupt_once_after(monkeypatch, local_store, "index_snapshot", after=after)
         with contextlib.suppress(KeyboardInterrupt):
             backend._snapshots.append(batch)  # a batch of two, as group commit makes
         monkeypatch.undo()
@@ -217,11 +217,11 @@ def test_a_checkpoint_after_an_interrupted_index_update_covers_what_it_holds(
 ) -> None:
     # Interrupted right after the index took a record in, before anything else
     # learned of it: a checkpoint must still describe exactly the rows it holds.
-    from snapstore import _local  # noqa: PLC0415 - the module whose function is hooked
+    from snapstore.backends.local import store as local_store  # noqa: PLC0415 - the module whose function is hooked
 
     with SnapshotStore(tmp_path / "s", checkpoint_every=1000) as store:
         store.save_snapshot(snap("a"))
-        interrupt_once_after(monkeypatch, _local, "index_snapshot", after=1)
+        interrupt_once_after(monkeypatch, local_store, "index_snapshot", after=1)
         with contextlib.suppress(KeyboardInterrupt):
             store.save_snapshot(snap("b", i=1))
         monkeypatch.undo()

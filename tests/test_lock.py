@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore import IterationHistory, LockTimeout, SnapstoreError, _lock
-from snapstore._io import FileSystem
-from snapstore._lock import WriterLock
+from snapstore import IterationHistory, LockTimeout, SnapstoreError
+from snapstore._log import lock as lock_module
+from snapstore._log.lock import WriterLock
+from snapstore._log.seam import FileSystem
 from workers import WAIT, hold_lock
 
 if TYPE_CHECKING:
@@ -138,11 +139,11 @@ def test_a_writer_gives_up_within_one_pause_of_its_deadline(
     # the writer polls until its deadline and gives up at the first look past it.
     with IterationHistory(history_path, lock_timeout=timeout) as history:
         clock = _VirtualClock()
-        monkeypatch.setattr(_lock, "time", clock)
+        monkeypatch.setattr(lock_module, "time", clock)
         started = clock.now
         with lock_holder, pytest.raises(LockTimeout):
             history.append({"blocked": True})
         waited = clock.now - started
-        assert timeout <= waited <= timeout + _lock._MAX_BACKOFF
+        assert timeout <= waited <= timeout + lock_module._MAX_BACKOFF
         # It polled with growing pauses, not once per microsecond.
-        assert clock.sleeps < timeout / _lock._MAX_BACKOFF + 20
+        assert clock.sleeps < timeout / lock_module._MAX_BACKOFF + 20

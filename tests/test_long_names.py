@@ -17,7 +17,7 @@ import pytest
 from damage import check_quarantine
 from helpers import check_log
 from snapstore import IterationHistory, SnapshotStore
-from snapstore._io import FileSystem, is_temp_name, stale_temps
+from snapstore._log.seam import FileSystem, is_temp_name, stale_temps
 from snapstore._names import MAX_NAME_LENGTH, NAME_MAX, check_history_name, fit_name
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from snapstore import (
     SnapshotStore,
     StorageError,
 )
-from snapstore._cli import main
+from snapstore.cli.main import main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

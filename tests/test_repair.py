@@ -20,8 +20,8 @@ from damage import (
 )
 from helpers import check_log
 from snapstore import CorruptionError, IterationHistory
-from snapstore._io import installed
-from snapstore._repair import check_path
+from snapstore._log.seam import installed
+from snapstore.backends.local.repair import check_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

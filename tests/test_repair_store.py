@@ -28,8 +28,8 @@ from damage import (
 )
 from helpers import check_line
 from snapstore import NormalizedSnapshot, SnapshotStore
-from snapstore._io import _HOST_TAG, _IN_CREATION, installed
-from snapstore._repair import CheckReport, check_path
+from snapstore._log.seam import _HOST_TAG, _IN_CREATION, installed
+from snapstore.backends.local.repair import CheckReport, check_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -42,9 +42,9 @@ from snapstore import (
     SnapstoreError,
     StorageError,
 )
-from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET
-from snapstore._io import FileSystem, installed
-from snapstore._layout import BASELINE_LOG, SNAPSHOT_LOG
+from snapstore._log.seam import FileSystem, installed
+from snapstore.backends.local.checkpoint import INDEX_JSON, INDEX_PARQUET
+from snapstore.backends.local.layout import BASELINE_LOG, SNAPSHOT_LOG
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from snapstore import NormalizedSnapshot, SnapshotStore, _local
+from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore.backends.local import store as local_store
 from snapstore.snapshot import config_fingerprint
 from store_fixtures import DERIVED_FILES, json_text, remove_checkpoint, scratch_dir
 
@@ -73,8 +74,8 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         # Load checkpoints however small the log, so that reopening goes through them.
-        self.replay_below = _local.REPLAY_BELOW_BYTES
-        _local.REPLAY_BELOW_BYTES = 0
+        self.replay_below = local_store.REPLAY_BELOW_BYTES
+        local_store.REPLAY_BELOW_BYTES = 0
         self.root = scratch_dir("snapstore-machine-") / "store"
         self.store = SnapshotStore(self.root, durability="write")
         self.model: list[ModelSnap] = []
@@ -220,7 +221,7 @@ class StoreMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.store.close()
         shutil.rmtree(self.root.parent)
-        _local.REPLAY_BELOW_BYTES = self.replay_below
+        local_store.REPLAY_BELOW_BYTES = self.replay_below
 
 
 StoreMachine.TestCase.settings = _machine_settings()

@@ -20,9 +20,9 @@ from snapstore import (
     NormalizedSnapshot,
     SnapshotStore,
 )
-from snapstore._io import FileSystem, installed
-from snapstore._lock import WriterLock
-from snapstore._synced import SyncedMark
+from snapstore._log.lock import WriterLock
+from snapstore._log.seam import FileSystem, installed
+from snapstore._log.synced import SyncedMark
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:

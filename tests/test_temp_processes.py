@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from snapstore import SnapshotStore
-from snapstore._io import is_temp_name
+from snapstore._log.seam import is_temp_name
 from workers import WAIT, checkpoint_paused
 
 if TYPE_CHECKING:

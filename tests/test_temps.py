@@ -1,7 +1,7 @@
 """Temp files of atomic writes: the instant between a temp file's creation and its lock.
 
 A writer locks its temp file right after creating it; until then the file is
-unlocked, in its creation mode (``_io._IN_CREATION``). Cleanup must not take
+unlocked, in its creation mode (``seam._IN_CREATION``). Cleanup must not take
 such a file for abandoned unless it is old, and a writer whose new file was
 removed in that instant anyway must make another.
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from snapstore import _io
-from snapstore._io import FileSystem, is_temp_name, stale_temps
+from snapstore._log import seam
+from snapstore._log.seam import FileSystem, is_temp_name, stale_temps
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,7 +30,7 @@ def _in_creation(directory: Path) -> Path:
     """A temp file as a writer has it between creating and locking it."""
     fd, path = FileSystem().open_temp(directory, "index.parquet")
     os.close(fd)  # its lock goes with the descriptor
-    path.chmod(_io._IN_CREATION)
+    path.chmod(seam._IN_CREATION)
     assert is_temp_name(path.name)
     return path
 
@@ -77,7 +77,7 @@ def test_a_writer_whose_new_temp_was_removed_before_it_locked_it_makes_another(
                 made.unlink()
             real.flock(fd, operation)
 
-    monkeypatch.setattr(_io, "fcntl", RemovedFirst())
+    monkeypatch.setattr(seam, "fcntl", RemovedFirst())
     FileSystem().write_atomic(tmp_path / "f", b"data")
     assert len(locked) == 2
     assert (tmp_path / "f").read_bytes() == b"data"

@@ -10,7 +10,7 @@ import pytest
 
 from damage import flip, lines_of, tree_bytes
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._cli import main
+from snapstore.cli.main import main
 
 if TYPE_CHECKING:
     from pathlib import Path

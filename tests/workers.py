@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore._io import FileSystem, installed
-from snapstore._lock import WriterLock
+from snapstore._log.lock import WriterLock
+from snapstore._log.seam import FileSystem, installed
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier, Event

@@ -15,11 +15,11 @@ from snapstore._errors import (
     SnapstoreError,
     StorageError,
 )
-from snapstore._fstype import FilesystemWarning, UnsupportedFilesystemError
-from snapstore._local import NotAStoreError
-from snapstore._log import Problem
-from snapstore._record import FORMAT_VERSION
-from snapstore._repair import CheckReport, Finding
+from snapstore._log.checked import Problem
+from snapstore._log.fstype import FilesystemWarning, UnsupportedFilesystemError
+from snapstore._log.record import FORMAT_VERSION
+from snapstore.backends.local.repair import CheckReport, Finding
+from snapstore.backends.local.store import NotAStoreError
 from snapstore.history import HistoryRecord, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict
 from snapstore.store import SnapshotStore

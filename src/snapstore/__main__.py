@@ -1,5 +1,5 @@
 import sys
 
-from snapstore._cli import main
+from snapstore.cli.main import main
 
 sys.exit(main())

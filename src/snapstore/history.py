@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
-from snapstore import _io
 from snapstore._errors import (
     InvalidInputError,
     KeyConflictError,
@@ -24,10 +23,8 @@ from snapstore._errors import (
     read_only_hint,
     storage_errors,
 )
-from snapstore._fstype import check_filesystem
-from snapstore._layout import store_of_log
-from snapstore._lock import WriterLock, lock_file_of, refuse_second_name
-from snapstore._log import (
+from snapstore._log import seam
+from snapstore._log.checked import (
     CheckedLog,
     Durability,
     Problem,
@@ -36,8 +33,9 @@ from snapstore._log import (
     check_write_options,
     refuse_foreign,
 )
-from snapstore._names import check_fs_path, fit_name
-from snapstore._record import (
+from snapstore._log.fstype import check_filesystem
+from snapstore._log.lock import WriterLock, lock_file_of, refuse_second_name
+from snapstore._log.record import (
     DEFAULT_MAX_RECORD_BYTES,
     Entry,
     LogRecord,
@@ -46,13 +44,15 @@ from snapstore._record import (
     utc_from_iso,
     validate_key,
 )
+from snapstore._names import check_fs_path, fit_name
+from snapstore.backends.local.layout import store_of_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
 
-    from snapstore._repair import CheckReport
+    from snapstore.backends.local.repair import CheckReport
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 # Records written (and synced) at once by import_jsonl.
@@ -204,7 +204,7 @@ class IterationHistory:
             if quarantine_dir is not None
             else default_quarantine_dir(self.path)
         )
-        fs = _io.current()
+        fs = seam.current()
         self._index = index = _RecordIndex()
         self._warn_if_unclosed = True
         refuse_store_log(self.path)
@@ -323,13 +323,13 @@ class IterationHistory:
 
     def verify(self) -> CheckReport:
         """Check every line: checksum, seq order, unique keys. Changes nothing."""
-        from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
 
         return check_history(self._real, quarantine_dir=self._quarantine_dir)
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
-        from snapstore._repair import check_history  # noqa: PLC0415 - _repair imports this module
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
 
         self._log.check_not_read_only()
         report = check_history(

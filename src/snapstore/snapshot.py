@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any, NoReturn, Self
 
 from snapstore._errors import InvalidInputError
-from snapstore._log import check_seq
+from snapstore._log.checked import check_seq
+from snapstore._log.record import canonical_json
 from snapstore._names import check_stage, check_text
-from snapstore._record import canonical_json
 
 
 class ReadOnlyDict(dict[str, Any]):

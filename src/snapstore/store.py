@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _fork
 from snapstore._errors import ClosedError, InvalidInputError, NotFoundError, ReadOnlyError
-from snapstore._local import LocalBackend
-from snapstore._log import Durability, check_seq, check_write_options
+from snapstore._log.checked import Durability, check_seq, check_write_options
+from snapstore._log.record import DEFAULT_MAX_RECORD_BYTES, canonical_json
 from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
-from snapstore._record import DEFAULT_MAX_RECORD_BYTES, canonical_json
-from snapstore._repair import CheckReport, check_store
+from snapstore.backends.local.repair import CheckReport, check_store
+from snapstore.backends.local.store import LocalBackend
 from snapstore.history import DEFAULT_LOCK_TIMEOUT
 from snapstore.snapshot import NormalizedSnapshot
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from snapstore._backend import Backend
+    from snapstore.backends.base import Backend
     from snapstore.history import IterationHistory
 
 DEFAULT_CHECKPOINT_EVERY = 10_000
@@ -327,9 +327,9 @@ class SnapshotStore:
     ) -> Self:
         """Migrate an older ``snapshot_index.json`` layout into the store at ``root``.
 
-        See :func:`snapstore._legacy.import_legacy`; the source is only read.
+        See :func:`snapstore.backends.local.legacy.import_legacy`; the source is only read.
         """
-        from snapstore._legacy import read_legacy  # noqa: PLC0415
+        from snapstore.backends.local.legacy import read_legacy  # noqa: PLC0415
 
         snaps = read_legacy(check_fs_path("source_dir", source_dir))
         store = cls(root, **options)

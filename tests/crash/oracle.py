@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from snapstore import IterationHistory, _io
-from snapstore._io import FileSystem
-from snapstore._record import decode_line
+from snapstore import IterationHistory
+from snapstore._log import seam
+from snapstore._log.record import decode_line
+from snapstore._log.seam import FileSystem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -90,7 +91,7 @@ def check_history(recording: Recording, written: Written) -> Callable[[CrashStat
     initial_quarantine = set(quarantined(dict(recording.initial.visible()[1]), directory))
 
     def check(state: CrashState, root: Path) -> None:
-        assert type(_io.current()) is FileSystem, "checks must use the real file system"
+        assert type(seam.current()) is FileSystem, "checks must use the real file system"
         files = dict(state.files)
         log = root / written.log
         before = files.get(written.log, b"")

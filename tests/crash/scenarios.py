@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from snapstore import HistoryRecord, IterationHistory, _io
+from snapstore import HistoryRecord, IterationHistory
+from snapstore._log import seam
 from snapstore.testing.crash import Recording, process_crash
 
 from .oracle import Written, valid_prefix
@@ -64,7 +65,7 @@ def record_appends(root: Path) -> tuple[Recording, Written]:
     """Three appends, keyed and not, to a history holding two records."""
     base = setup_history(root, 2)
     session = HistorySession(root, records=base)
-    with _io.installed(session.recorder), IterationHistory(session.path) as history:
+    with seam.installed(session.recorder), IterationHistory(session.path) as history:
         for i, key in ((3, "a"), (4, None), (5, "b")):
             with session.operation(f"append {i}") as done:
                 done.append(history.append(payload(i), key=key))
@@ -75,7 +76,7 @@ def record_extends(root: Path) -> tuple[Recording, Written]:
     """Two batches (one write and one sync each) on a history holding one record."""
     base = setup_history(root, 1)
     session = HistorySession(root, records=base)
-    with _io.installed(session.recorder), IterationHistory(session.path) as history:
+    with seam.installed(session.recorder), IterationHistory(session.path) as history:
         for first, size in ((2, 3), (5, 2)):
             with session.operation(f"extend {size}") as done:
                 done.extend(history.extend([{"i": i} for i in range(first, first + size)]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from snapstore import _io
+from snapstore._log import seam
 from snapstore.testing.crash import CrashRecorder
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Session(Generic[R]):
     def operation(self, label: str) -> Iterator[list[R]]:
         """Record one operation; the block puts the records it returned in the list."""
         done: list[R] = []
-        with _io.installed(self.recorder), self.recorder.operation(label):
+        with seam.installed(self.recorder), self.recorder.operation(label):
             yield done
         last = self._seq_of(self.records[-1]) if self.records else 0
         # A retried key (or a save of unchanged content) returns the record

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from snapstore import NormalizedSnapshot, NotFoundError, SnapshotStore, _io
-from snapstore._checkpoint import INDEX_JSON, INDEX_PARQUET
-from snapstore._io import FileSystem, is_temp_name
-from snapstore._layout import BASELINE_LOG, QUARANTINE_DIR, SNAPSHOT_LOG
+from snapstore import NormalizedSnapshot, NotFoundError, SnapshotStore
+from snapstore._log import seam
+from snapstore._log.seam import FileSystem, is_temp_name
+from snapstore.backends.local.checkpoint import INDEX_JSON, INDEX_PARQUET
+from snapstore.backends.local.layout import BASELINE_LOG, QUARANTINE_DIR, SNAPSHOT_LOG
 
 from .oracle import bin_source, check_notes, quarantined, torn_tail, valid_prefix
 
@@ -193,7 +194,7 @@ def check_store(recording: Recording, written: StoreWritten) -> Callable[[CrashS
     queries = Queries.about(written.records, written.pins)
 
     def check(state: CrashState, root: Path) -> None:
-        assert type(_io.current()) is FileSystem, "checks must use the real file system"
+        assert type(seam.current()) is FileSystem, "checks must use the real file system"
         files = dict(state.files)
         found = _logs(files)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from snapstore import NormalizedSnapshot, SnapshotStore, _io
-from snapstore._layout import SNAPSHOT_LOG
-from snapstore._record import decode_line, hidden_records
+from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore._log import seam
+from snapstore._log.record import decode_line, hidden_records
+from snapstore.backends.local.layout import SNAPSHOT_LOG
 from snapstore.testing.crash import process_crash
 
 from .scenarios import TAILS
@@ -123,7 +124,7 @@ def record_saves(root: Path) -> Recorded:
     (a retry: nothing is written)."""
     base, _ = setup_store(root / STORE, [snap("a"), snap("b", i=1)])
     session = StoreSession(root, records=base)
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         for label, s in (
             ("save", snap("c", i=2)),
             ("save comparable", snap("d", i=3)),
@@ -138,7 +139,7 @@ def record_auto_checkpoints(root: Path) -> Recorded:
     """Three saves with a checkpoint every two: the second writes the derived indices."""
     base, _ = setup_store(root / STORE, [snap("a")])
     session = StoreSession(root, records=base, checkpoint_every=2)
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         for i in range(3):
             with session.operation("save") as done:
                 done.append(store.save_snapshot(snap(f"r{i}", i=i)))
@@ -149,7 +150,7 @@ def record_checkpoint(root: Path) -> Recorded:
     """A save in another stage, then checkpoint(): the derived indices catch up."""
     base, _ = setup_store(root / STORE, [snap("a")])
     session = StoreSession(root, records=base)
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         with session.operation("save") as done:
             done.append(store.save_snapshot(snap("a", "eval", i=1)))
         with session.operation("checkpoint"):
@@ -161,7 +162,7 @@ def record_close(root: Path) -> Recorded:
     """A save, then close(), which checkpoints what is new."""
     base, _ = setup_store(root / STORE, [snap("a")])
     session = StoreSession(root, records=base)
-    with _io.installed(session.recorder):
+    with seam.installed(session.recorder):
         store = session.open()
         with session.operation("save") as done:
             done.append(store.save_snapshot(snap("b", i=1)))
@@ -175,7 +176,7 @@ def record_establish(root: Path) -> Recorded:
     unsaved one (a save and a pin), then on the pinned group (nothing written)."""
     base, _ = setup_store(root / STORE, [snap("a"), snap("b", i=1)])
     session = StoreSession(root, records=base)
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         for label, s in (
             ("establish saved", base[0]),
             ("establish unsaved", snap("c", "eval", i=2)),
@@ -192,7 +193,7 @@ def record_set_baseline(root: Path) -> Recorded:
     """set_baseline twice on a group whose baseline is pinned."""
     base, pins = setup_store(root / STORE, [snap("a"), snap("b", i=1), snap("c", i=2)], [0])
     session = StoreSession(root, records=base, pins=[pins])
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         for s in base[1:]:
             with session.operation("set_baseline"):
                 store.set_baseline(s)
@@ -266,7 +267,7 @@ def record_repair(root: Path, damage: str) -> Recorded:
     """repair() on a store whose snapshot log is damaged in the middle, then a save."""
     records, pins, region = make_damaged_store(root, damage)
     session = StoreSession(root, records=records, pins=[pins])
-    with _io.installed(session.recorder), session.open() as store:
+    with seam.installed(session.recorder), session.open() as store:
         with session.operation("repair"):
             store.repair()
         with session.operation("save after repair") as done:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore import IterationHistory, _io
-from snapstore._repair import check_history as check_history_file
+from snapstore import IterationHistory
+from snapstore._log import seam
+from snapstore.backends.local.repair import check_history as check_history_file
 from snapstore.testing.crash import TORN_CHUNKS, crash_states
 
 from .oracle import Written, check_history, valid_prefix
@@ -160,7 +161,7 @@ def test_repair(tmp_path: Path, crash_tally: CrashTally) -> None:
     session = HistorySession(root)
     # The handle that repairs goes on appending: it opened before the repair,
     # so only the repair's own directory sync makes the new log's name durable.
-    with _io.installed(session.recorder), IterationHistory(path, tolerant=True) as history:
+    with seam.installed(session.recorder), IterationHistory(path, tolerant=True) as history:
         with session.operation("repair"):
             history.repair()
         with session.operation("append after repair"):

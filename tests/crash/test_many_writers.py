@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore, _io
+from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
+from snapstore._log import seam
 from snapstore.testing import CrashRecorder, SimulatedKill
 
 from .tally import assert_at_least, check_recorded
@@ -110,7 +111,7 @@ def test_a_keyed_retry_is_not_acknowledged_from_an_unsynced_append(
     tmp_path: Path, crash_tally: CrashTally
 ) -> None:
     scene = history_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         dying = IterationHistory(scene.root / LOG)
         scene.died_in_sync(lambda: dying.append({"i": 1}, key="k"), dying)
         with scene.operation("retry"), IterationHistory(scene.root / LOG) as retry:
@@ -137,7 +138,7 @@ def test_a_keyed_retry_is_not_acknowledged_from_an_unsynced_append(
 
 def test_a_reader_never_returns_an_unsynced_record(tmp_path: Path, crash_tally: CrashTally) -> None:
     scene = history_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         reader = IterationHistory(scene.root / LOG)
         dying = IterationHistory(scene.root / LOG)
         scene.died_in_sync(lambda: dying.extend([{"i": 1}, {"i": 2}]), dying)
@@ -163,7 +164,7 @@ def test_an_append_after_an_unsynced_append_survives(
     tmp_path: Path, crash_tally: CrashTally
 ) -> None:
     scene = history_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         dying = IterationHistory(scene.root / LOG)
         scene.died_in_sync(lambda: dying.append({"i": 1}), dying)
         with scene.operation("append"), IterationHistory(scene.root / LOG) as writer:
@@ -186,7 +187,7 @@ def test_a_retried_save_is_not_acknowledged_from_an_unsynced_save(
     tmp_path: Path, crash_tally: CrashTally
 ) -> None:
     scene = store_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         dying = SnapshotStore(scene.root / STORE)
         scene.died_in_sync(lambda: dying.save_snapshot(SNAP), dying)
         with scene.operation("retry"), SnapshotStore(scene.root / STORE) as retry:
@@ -214,7 +215,7 @@ def test_a_baseline_is_never_pinned_to_an_unsynced_snapshot(
     tmp_path: Path, crash_tally: CrashTally
 ) -> None:
     scene = store_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         pinner = SnapshotStore(scene.root / STORE)
         dying = SnapshotStore(scene.root / STORE)
         scene.died_in_sync(lambda: dying.save_snapshot(SNAP), dying)
@@ -250,7 +251,7 @@ def test_a_store_reader_never_returns_an_unsynced_snapshot(
     tmp_path: Path, crash_tally: CrashTally
 ) -> None:
     scene = store_scene(tmp_path)
-    with _io.installed(scene.recorder):
+    with seam.installed(scene.recorder):
         reader = SnapshotStore(scene.root / STORE)
         dying = SnapshotStore(scene.root / STORE)
         scene.died_in_sync(lambda: dying.save_snapshot(SNAP), dying)

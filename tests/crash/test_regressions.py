@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore._layout import SNAPSHOT_LOG
+from snapstore.backends.local.layout import SNAPSHOT_LOG
 from snapstore.testing.crash import Create, MakeDir, Rename, crash_states, process_crash
 
 from .oracle import check_history

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from snapstore._layout import BASELINE_LOG, SNAPSHOT_LOG
+from snapstore.backends.local.layout import BASELINE_LOG, SNAPSHOT_LOG
 from snapstore.testing.crash import TORN_CHUNKS, crash_states
 
 from .oracle import valid_prefix

@@ -1,6 +1,6 @@
 """Crash simulation through the I/O seam: record every effect, then replay crash states.
 
-:class:`CrashRecorder` is a :class:`~snapstore._io.FileSystem` that performs every
+:class:`CrashRecorder` is a :class:`~snapstore._log.seam.FileSystem` that performs every
 call on the real OS *and* records its effect on a model of the directory tree it
 was started on. :func:`crash_states` then replays chosen subsets of the recorded
 effects on that starting tree, under the persistence model below, and
@@ -81,7 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from snapstore._io import FileSystem, is_temp_name
+from snapstore._log.seam import FileSystem, is_temp_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

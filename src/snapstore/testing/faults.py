@@ -1,8 +1,8 @@
 """Fault injection through the I/O seam: fail chosen file-system calls with an OS error.
 
-Install a :class:`FaultInjector` with :func:`snapstore._io.installed` before
+Install a :class:`FaultInjector` with :func:`snapstore._log.seam.installed` before
 opening a handle. It counts every primitive call the handle makes (the
-composites of :class:`~snapstore._io.FileSystem` are built on the primitives, so
+composites of :class:`~snapstore._log.seam.FileSystem` are built on the primitives, so
 their calls are counted too) and fails the k-th one, or every one from the k-th
 on, the way a failing disk (``EIO``) or a full one (``ENOSPC``) would::
 
@@ -23,7 +23,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from snapstore._io import FileSystem
+from snapstore._log.seam import FileSystem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

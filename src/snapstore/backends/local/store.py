@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from snapstore import _io
-from snapstore._checkpoint import INDEX_PARQUET, IndexImage, load_checkpoint, write_checkpoint
 from snapstore._errors import (
     CheckpointWarning,
     CorruptionError,
@@ -37,8 +35,21 @@ from snapstore._errors import (
     read_only_hint,
     storage_errors,
 )
-from snapstore._fstype import check_filesystem
-from snapstore._layout import (
+from snapstore._log import seam
+from snapstore._log.checked import CheckedLog, Durability, LogPosition
+from snapstore._log.fstype import check_filesystem
+from snapstore._log.lock import WriterLock, refuse_second_name
+from snapstore._log.record import Entry, LogRecord, encode_data, same_content, utc_from_iso
+from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT
+from snapstore._names import check_stage, check_text, group_key
+from snapstore._values import loads
+from snapstore.backends.local.checkpoint import (
+    INDEX_PARQUET,
+    IndexImage,
+    load_checkpoint,
+    write_checkpoint,
+)
+from snapstore.backends.local.layout import (
     BASELINE_LOG,
     HISTORY_DIR,
     LOCK_FILE,
@@ -47,13 +58,7 @@ from snapstore._layout import (
     SNAPSHOT_LOG,
     STORE_FORMAT,
 )
-from snapstore._lock import WriterLock, refuse_second_name
-from snapstore._log import CheckedLog, Durability, LogPosition
-from snapstore._names import check_stage, check_text, group_key
-from snapstore._record import Entry, LogRecord, encode_data, same_content, utc_from_iso
-from snapstore._snapshot_index import SnapshotIndex
-from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT
-from snapstore._values import loads
+from snapstore.backends.local.snapshot_index import SnapshotIndex
 from snapstore.history import IterationHistory, open_store_history
 from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
 
@@ -98,7 +103,7 @@ class LocalBackend:
         self._checkpoint_every = checkpoint_every
         self._strict = strict
         self._read_only = read_only
-        self._fs = _io.current()
+        self._fs = seam.current()
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         # The histories handed out: the most recently used few kept open here,
@@ -188,7 +193,7 @@ class LocalBackend:
             foreign = [
                 name
                 for name in sorted(p.name for p in self.root.iterdir())
-                if name not in _PRE_MARKER and not _io.is_temp_name(name)
+                if name not in _PRE_MARKER and not seam.is_temp_name(name)
             ]
             # A peer creating the store at the same time may publish its marker
             # between our look for it and the listing. A creator makes the

@@ -27,8 +27,8 @@ import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from snapstore._io import FileSystem
-    from snapstore._lock import WriterLock
+    from snapstore._log.lock import WriterLock
+    from snapstore._log.seam import FileSystem
 
 _BODY = struct.Struct("<QQQ")  # device, inode, synced end
 _CRC = struct.Struct("<I")

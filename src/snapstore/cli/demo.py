@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snapstore._errors import InvalidInputError
-from snapstore._layout import HISTORY_DIR, MARKER, SNAPSHOT_LOG
-from snapstore._record import decode_line
+from snapstore._log.record import decode_line
+from snapstore.backends.local.layout import HISTORY_DIR, MARKER, SNAPSHOT_LOG
 from snapstore.history import DEFAULT_LOCK_TIMEOUT, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot
 from snapstore.store import SnapshotStore

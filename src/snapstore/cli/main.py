@@ -32,7 +32,7 @@ exit status:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from snapstore._demo import run_demo  # noqa: PLC0415 - only this command needs it
+    from snapstore.cli.demo import run_demo  # noqa: PLC0415 - only this command needs it
 
     root = Path(args.dir)
     passed = run_demo(root, args.runs, print, lock_timeout=args.lock_timeout)
@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from snapstore._repair import check_path  # noqa: PLC0415 - only these commands need it
+    from snapstore.backends.local.repair import check_path  # noqa: PLC0415 - only these commands need it
 
     path = Path(args.path)
     repairing = args.command == "repair"

@@ -14,7 +14,7 @@ from snapstore._names import NAME_MAX, fit_name
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from snapstore._io import FileSystem
+    from snapstore._log.seam import FileSystem
 
 
 def quarantine(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from snapstore._io import FileSystem
+    from snapstore._log.seam import FileSystem
 
 _FIRST_BACKOFF = 0.0002
 _MAX_BACKOFF = 0.01

@@ -22,13 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from snapstore import _io
-from snapstore._checkpoint import (
-    INDEX_JSON,
-    INDEX_PARQUET,
-    load_checkpoint,
-    read_position,
-)
 from snapstore._errors import (
     CorruptionError,
     DurabilityError,
@@ -36,7 +29,20 @@ from snapstore._errors import (
     StorageError,
     storage_errors,
 )
-from snapstore._layout import (
+from snapstore._log import seam
+from snapstore._log.checked import LogPosition, check_flag, read_lines, refuse_foreign
+from snapstore._log.lock import WriterLock, lock_file_of
+from snapstore._log.quarantine import quarantine
+from snapstore._log.record import LogRecord, decode_line, hidden_records
+from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
+from snapstore._names import group_key
+from snapstore.backends.local.checkpoint import (
+    INDEX_JSON,
+    INDEX_PARQUET,
+    load_checkpoint,
+    read_position,
+)
+from snapstore.backends.local.layout import (
     BASELINE_LOG,
     HISTORY_DIR,
     LOCK_FILE,
@@ -45,21 +51,20 @@ from snapstore._layout import (
     SNAPSHOT_LOG,
     store_of_history,
 )
-from snapstore._local import LocalBackend, index_snapshot, marker_problem, snapshot_problem
-from snapstore._lock import WriterLock, lock_file_of
-from snapstore._log import LogPosition, check_flag, read_lines, refuse_foreign
-from snapstore._names import group_key
-from snapstore._quarantine import quarantine
-from snapstore._record import LogRecord, decode_line, hidden_records
-from snapstore._snapshot_index import IndexRow, SnapshotIndex
-from snapstore._synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
+from snapstore.backends.local.snapshot_index import IndexRow, SnapshotIndex
+from snapstore.backends.local.store import (
+    LocalBackend,
+    index_snapshot,
+    marker_problem,
+    snapshot_problem,
+)
 from snapstore.history import DEFAULT_LOCK_TIMEOUT, default_quarantine_dir, refuse_store_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from snapstore._io import FileSystem
+    from snapstore._log.seam import FileSystem
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +342,7 @@ def check_history(
 ) -> CheckReport:
     """Verify (or repair) the history file ``path``, waiting up to ``lock_timeout`` for its lock."""
     check_flag("dry_run", dry_run)
-    fs = _io.current()
+    fs = seam.current()
     keys: set[str] = set()
 
     def unique_key(record: LogRecord) -> str | None:
@@ -382,7 +387,7 @@ def check_store(
     lock; verify holds it only to take the cut.
     """
     check_flag("dry_run", dry_run)
-    fs = _io.current()
+    fs = seam.current()
     if not (root / MARKER).is_file():
         raise InvalidInputError(f"{root} is not a snapstore store (no {MARKER} file)")
     problem = marker_problem(root)
@@ -482,7 +487,7 @@ def _check_temps(fs: FileSystem, directory: Path, *, repair: bool, dry_run: bool
         return report
     # Only what repair would remove: a live writer's temp is work in progress,
     # and reporting one that repair must leave would make a store never clean.
-    stale = _io.stale_temps(directory)
+    stale = seam.stale_temps(directory)
     if not repair:
         report.findings.extend(
             Finding(p, "temp file of an interrupted atomic write (repair removes it)")
@@ -503,7 +508,7 @@ def _rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str
     # The old derived files may describe the log as it was before repair
     # rewrote it. Remove them first (they are caches), so that a crash between
     # the two writes below leaves a missing file, never one of another log.
-    fs = _io.current()
+    fs = seam.current()
     stale = [root / name for name in (INDEX_JSON, INDEX_PARQUET) if (root / name).exists()]
     for path in stale:
         fs.unlink(path)

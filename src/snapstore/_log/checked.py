@@ -44,8 +44,8 @@ from snapstore._errors import (
     ReadOnlyError,
     storage_errors,
 )
-from snapstore._quarantine import quarantine
-from snapstore._record import (
+from snapstore._log.quarantine import quarantine
+from snapstore._log.record import (
     RECORD_START,
     Clock,
     Entry,
@@ -54,15 +54,15 @@ from snapstore._record import (
     encode_line,
     hidden_records,
 )
-from snapstore._synced import SyncedMark
+from snapstore._log.synced import SyncedMark
 from snapstore._values import loads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from snapstore._io import FileSystem
-    from snapstore._lock import WriterLock
+    from snapstore._log.lock import WriterLock
+    from snapstore._log.seam import FileSystem
 
 Durability = Literal["fsync", "write"]
 # Maps an entry to the record already stored for it (a retry), or None. Gets the

@@ -25,16 +25,16 @@ import orjson
 
 from snapstore._errors import CorruptionError
 from snapstore._fork import arrow_barrier
-from snapstore._log import LogPosition
-from snapstore._record import decode_line
-from snapstore._snapshot_index import SnapshotIndex
+from snapstore._log.checked import LogPosition
+from snapstore._log.record import decode_line
+from snapstore.backends.local.snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
     from typing import BinaryIO
 
-    from snapstore._io import FileSystem
+    from snapstore._log.seam import FileSystem
 
 INDEX_JSON = "snapshot_index.json"
 INDEX_PARQUET = "index.parquet"

@@ -1,0 +1,1 @@
+"""Where snapshots and histories live: the backend protocols and their implementations."""
