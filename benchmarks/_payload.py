@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from snapstore._log.record import Clock, Entry, encode_data, encode_line
+from snapstore._log.record import Clock, encode_line
+from snapstore._records import Entry
+from snapstore._values import encode_data
 
 _MAX_BYTES = 1 << 20
 

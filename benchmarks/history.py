@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 from benchmarks._payload import payload
 from benchmarks.registry import Context, Measurement, benchmark, timed_threads
 from snapstore import IterationHistory
-from snapstore._log.checked import DURABILITY_MODES
+from snapstore._options import DURABILITY_MODES
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier as ProcessBarrier
     from pathlib import Path
 
     from benchmarks.registry import BenchmarkFunction
-    from snapstore._log.checked import Durability
+    from snapstore import Durability
 
 _GROUP = "IterationHistory"
 _THREAD_COUNTS = (1, 4, 8, 16)

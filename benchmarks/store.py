@@ -34,16 +34,15 @@ from benchmarks._stores import (
 from benchmarks.baselines import json_rewrites
 from benchmarks.registry import Context, Measurement, benchmark, timed_threads
 from snapstore import SnapshotStore
+from snapstore.backends.local.backend import DEFAULT_CHECKPOINT_EVERY
 from snapstore.backends.local.store import checkpoint_interval
-from snapstore.store import DEFAULT_CHECKPOINT_EVERY
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
     from benchmarks.registry import BenchmarkFunction
-    from snapstore import NormalizedSnapshot
-    from snapstore._log.checked import Durability
+    from snapstore import Durability, NormalizedSnapshot
 
 _GROUP = "SnapshotStore"
 _THREADS = 8

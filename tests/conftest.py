@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from snapstore._log.checked import Durability
+    from snapstore import Durability
+
+# The shipped suites are plain modules of the package: have pytest explain
+# their failed asserts as it does a test module's.
+pytest.register_assert_rewrite("snapstore.testing.conformance", "snapstore.testing.machines")
 
 # Every example writes and fsyncs real files, so deadlines would only measure the disk.
 settings.register_profile(

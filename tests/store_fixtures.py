@@ -1,8 +1,8 @@
-"""Helpers shared by the SnapshotStore tests: harnesses, on-disk pictures, answers.
+"""Helpers shared by the local SnapshotStore tests: answers, filled stores, copies.
 
-A *harness* opens handles on one store and takes a picture of everything it
-stores, so the conformance suite can check "nothing was written" without knowing
-whether the store is a directory or a database.
+The helpers every backend's tests share ship with the conformance suite
+(``snapstore.testing.conformance``, ``snapstore.testing.harnesses``) and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -12,93 +12,30 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-import orjson
+from typing import Any
 
 from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore.testing.conformance import STAGES, json_text, pipeline, same_content, save_all
+from snapstore.testing.harnesses import LocalStoreHarness, file_state
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+__all__ = [
+    "DERIVED_FILES",
+    "STAGES",
+    "LocalStoreHarness",
+    "answers",
+    "answers_of",
+    "copy_store",
+    "file_state",
+    "fill_store",
+    "json_text",
+    "pipeline",
+    "remove_checkpoint",
+    "same_content",
+    "save_all",
+    "scratch_dir",
+]
 
-    from snapstore._log.checked import Durability
-
-STAGES = ("TARGET_RANKING", "FEATURE_SELECTION", "TRAINING")
 DERIVED_FILES = ("index.parquet", "snapshot_index.json")
-
-
-class StoreHarness(Protocol):
-    """One store of some backend, opened as many times as a test needs."""
-
-    def open(self, **options: Any) -> SnapshotStore:
-        """A new handle on the store (closed by the harness at teardown)."""
-
-    def state(self) -> object:
-        """A picture of everything stored; equal pictures mean nothing was written."""
-
-    def close_all(self) -> None:
-        """Close every handle this harness opened."""
-
-
-class LocalHarness:
-    """The local directory backend: a store is ``root``; its picture is every file's bytes."""
-
-    def __init__(self, root: Path, durability: Durability) -> None:
-        self.root = root
-        self.durability: Durability = durability
-        self._opened: list[SnapshotStore] = []
-
-    def open(self, **options: Any) -> SnapshotStore:
-        options.setdefault("durability", self.durability)
-        store = SnapshotStore(self.root, **options)
-        self._opened.append(store)
-        return store
-
-    def state(self) -> dict[str, bytes]:
-        return file_state(self.root)
-
-    def close_all(self) -> None:
-        for store in self._opened:
-            store.close()
-        self._opened.clear()
-
-
-def file_state(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path -> bytes)."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
-def json_text(value: object) -> bytes:
-    """Canonical JSON: tells 1 from 1.0 and from True, ignores key order."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def same_content(a: NormalizedSnapshot, b: NormalizedSnapshot) -> bool:
-    """Whether two snapshots hold exactly the same fields (types included)."""
-    return json_text(a.to_dict()) == json_text(b.to_dict())
-
-
-def save_all(store: SnapshotStore, snaps: Iterable[NormalizedSnapshot]) -> list[NormalizedSnapshot]:
-    return [store.save_snapshot(snap) for snap in snaps]
-
-
-def pipeline(runs: int, configs: int = 2) -> list[NormalizedSnapshot]:
-    """``runs`` runs through every stage, alternating between ``configs`` configs."""
-    return [
-        NormalizedSnapshot(
-            f"run-{run}",
-            stage,
-            metrics={"auc": 0.7 + run / 100, "stage": position},
-            config={"model": "gbm", "depth": run % configs},
-            data={"rows": run * 10},
-        )
-        for run in range(1, runs + 1)
-        for position, stage in enumerate(STAGES)
-    ]
 
 
 def answers(store: SnapshotStore) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore._log import seam
 from snapstore._log.checked import CheckedLog, LogPosition
 from snapstore._log.lock import WriterLock
-from snapstore._log.record import Entry, encode_line
+from snapstore._log.record import encode_line
+from snapstore._records import Entry
 from store_fixtures import (
     DERIVED_FILES,
     answers_of,

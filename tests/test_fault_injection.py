@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from snapstore._log.checked import Durability
+    from snapstore import Durability
 
 # Descriptor counts are compared: see helpers.open_fds.
 pytestmark = pytest.mark.usefixtures("gc_paused")

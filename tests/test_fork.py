@@ -193,7 +193,7 @@ def test_a_child_closing_its_copy_leaves_the_parents_writer_lock_held(
         with pytest.raises(LockTimeout), SnapshotStore(store.root, lock_timeout=0.2) as mine:
             mine.save_snapshot(_snapshot("child"))
 
-    with history._lock, store._backend._lock:  # type: ignore[attr-defined]
+    with history._backend._lock, store._backend._lock:  # type: ignore[attr-defined]
         assert _wait(_in_child(child)) == 0
     history.append({"parent": True})
     store.save_snapshot(_snapshot("parent"))

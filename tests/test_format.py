@@ -10,7 +10,8 @@ import pytest
 
 from helpers import FIELDS, check_log, log_lines, open_fds
 from snapstore import CorruptionError, IterationHistory
-from snapstore._log.record import FORMAT_VERSION, Entry, decode_line, encode_line
+from snapstore._log.record import FORMAT_VERSION, decode_line, encode_line
+from snapstore._records import Entry
 
 if TYPE_CHECKING:
     from pathlib import Path

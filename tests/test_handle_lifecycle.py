@@ -12,7 +12,7 @@ import pytest
 
 from helpers import open_fds
 from snapstore import ClosedError, IterationHistory, NormalizedSnapshot, SnapshotStore
-from snapstore.backends.local.store import RECENT_HISTORIES
+from snapstore.store import RECENT_HISTORIES
 
 # Descriptor counts are compared: see helpers.open_fds.
 pytestmark = pytest.mark.usefixtures("gc_paused")

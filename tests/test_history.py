@@ -1,44 +1,38 @@
-"""The public API of IterationHistory."""
+"""IterationHistory on a history file: the conformance suite, then what only a file has."""
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import subprocess
 import sys
-import threading
-from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pytest
 
 from helpers import check_log
 from snapstore import (
-    ClosedError,
-    HistoryRecord,
     InvalidInputError,
     IterationHistory,
     KeyConflictError,
-    NotFoundError,
-    SnapstoreError,
 )
+from snapstore.testing.conformance import HistoryTests
+from snapstore.testing.harnesses import LocalHistoryHarness
 from workers import WAIT, append_many
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
-    from snapstore._log.checked import Durability
 
-
-def test_append_assigns_consecutive_seqs(history: IterationHistory) -> None:
-    records = [history.append({"i": i}) for i in range(5)]
-    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
-    assert [r.data for r in records] == [{"i": i} for i in range(5)]
-    assert all(r.key is None for r in records)
-    assert history.last_seq == 5
-    assert len(history) == 5
+class TestLocalHistory(HistoryTests):
+    @pytest.fixture(params=["fsync", "write"])
+    def harness(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> Iterator[LocalHistoryHarness]:
+        harness = LocalHistoryHarness(tmp_path / "history.jsonl", request.param)
+        yield harness
+        harness.close_all()
 
 
 def test_empty_history(history: IterationHistory) -> None:
@@ -48,56 +42,6 @@ def test_empty_history(history: IterationHistory) -> None:
     assert history.load_recent(3) == []
     assert history.extend([]) == []
     assert history.path.read_bytes() == b""
-
-
-def test_iter_returns_the_appended_records(history: IterationHistory) -> None:
-    appended = [history.append({"i": i, "s": "x" * i}) for i in range(10)]
-    assert list(history) == appended
-
-
-def test_extend_writes_all_records_in_order(history: IterationHistory) -> None:
-    history.append({"first": True})
-    records = history.extend({"i": i} for i in range(4))
-    assert [r.seq for r in records] == [2, 3, 4, 5]
-    assert list(history)[1:] == records
-    # One batch shares one commit timestamp.
-    assert len({r.ts for r in records}) == 1
-
-
-def test_get(history: IterationHistory) -> None:
-    records = history.extend({"i": i} for i in range(3))
-    for record in records:
-        assert history.get(record.seq) == record
-
-
-@pytest.mark.parametrize("seq", [0, -1, 4, 10**6])
-def test_get_of_missing_seq_raises_not_found(history: IterationHistory, seq: int) -> None:
-    history.extend({"i": i} for i in range(3))
-    with pytest.raises(NotFoundError, match="no record with seq") as info:
-        history.get(seq)
-    assert isinstance(info.value, KeyError)
-    assert isinstance(info.value, SnapstoreError)
-
-
-def test_load_recent(history: IterationHistory) -> None:
-    records = history.extend({"i": i} for i in range(6))
-    assert history.load_recent(0) == []
-    assert history.load_recent(2) == records[-2:]
-    assert history.load_recent(6) == records
-    assert history.load_recent(100) == records
-    with pytest.raises(InvalidInputError):
-        history.load_recent(-1)
-
-
-def test_record_is_frozen_and_ts_is_utc(history: IterationHistory) -> None:
-    before = datetime.now(UTC)
-    record = history.append({"x": 1})
-    after = datetime.now(UTC)
-    assert isinstance(record, HistoryRecord)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        record.seq = 2  # type: ignore[misc]
-    assert record.ts.utcoffset() == timedelta(0)
-    assert before - timedelta(seconds=1) <= record.ts <= after + timedelta(seconds=1)
 
 
 def test_data_round_trips(history: IterationHistory) -> None:
@@ -120,30 +64,6 @@ def test_data_round_trips(history: IterationHistory) -> None:
         assert other.get(record.seq).data == data
 
 
-def test_mapping_data_is_accepted(history: IterationHistory) -> None:
-    record = history.append(MappingProxyType({"a": 1}))
-    assert record.data == {"a": 1}
-    assert history.get(1).data == {"a": 1}
-
-
-def test_key_is_stored(history: IterationHistory) -> None:
-    record = history.append({"x": 1}, key="run-1/iter-1")
-    assert record.key == "run-1/iter-1"
-    assert history.get(record.seq).key == "run-1/iter-1"
-
-
-def test_same_key_returns_the_existing_record_and_writes_nothing(
-    history: IterationHistory,
-) -> None:
-    first = history.append({"attempt": 1, "loss": 0.5}, key="k")
-    history.append({"other": True})
-    before = history.path.read_bytes()
-    again = history.append({"loss": 0.5, "attempt": 1}, key="k")  # keys in another order
-    assert again == first
-    assert history.path.read_bytes() == before
-    assert len(history) == 2
-
-
 @pytest.mark.parametrize(
     "other",
     [{"attempt": 2}, {"attempt": 1.0}, {"attempt": True}, {"attempt": 1, "extra": None}, {}],
@@ -163,52 +83,6 @@ def test_a_key_retried_with_other_data_is_a_conflict_and_writes_nothing(
         assert [r.data for r in fresh] == [{"attempt": 1}]
 
 
-def test_key_is_exactly_once_across_handles(history: IterationHistory) -> None:
-    first = history.append({"attempt": 1}, key="k")
-    with IterationHistory(history.path) as other:
-        before = history.path.read_bytes()
-        assert other.append({"attempt": 1}, key="k") == first
-        with pytest.raises(KeyConflictError):
-            other.append({"attempt": 2}, key="k")
-        assert history.path.read_bytes() == before
-
-
-def test_same_key_from_concurrent_threads_is_stored_once(history: IterationHistory) -> None:
-    barrier = threading.Barrier(8)
-    results: list[HistoryRecord] = []
-
-    def append() -> None:
-        barrier.wait()
-        results.append(history.append({"once": True}, key="once"))
-
-    threads = [threading.Thread(target=append) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 8
-    assert len({r.seq for r in results}) == 1
-    assert len(history) == 1
-
-
-def test_other_handles_records_are_visible(history: IterationHistory) -> None:
-    with IterationHistory(history.path) as other:
-        other.append({"from": "other"})
-        history.refresh()
-        assert history.last_seq == 1
-        assert history.get(1).data == {"from": "other"}
-        other.append({"from": "other", "n": 2})
-        # len, iter, get and load_recent take in new records by themselves.
-        assert len(history) == 2
-        assert [r.seq for r in history] == [1, 2]
-        other.append({"n": 3})
-        assert history.get(3).data == {"n": 3}
-        other.append({"n": 4})
-        assert [r.seq for r in history.load_recent(2)] == [3, 4]
-        # A writer continues after what the other handle wrote.
-        assert history.append({"n": 5}).seq == 5
-
-
 def test_other_processes_records_are_visible(history: IterationHistory) -> None:
     history.append({"from": "parent"})
     script = (
@@ -224,35 +98,6 @@ def test_other_processes_records_are_visible(history: IterationHistory) -> None:
     assert (child.data, child.key) == ({"from": "child"}, "child")
     assert history.append({"from": "parent"}).seq == 3
     check_log(history.path)
-
-
-def test_records_persist_across_reopen(history_path: Path, durability: Durability) -> None:
-    with IterationHistory(history_path, durability=durability) as history:
-        written = history.extend({"i": i} for i in range(3))
-        keyed = history.append({"k": True}, key="key")
-    with IterationHistory(history_path, durability=durability) as history:
-        assert list(history) == [*written, keyed]
-        assert history.append({"k": True}, key="key") == keyed
-        assert history.append({"i": 3}).seq == 5
-
-
-def test_context_manager_closes(history_path: Path) -> None:
-    with IterationHistory(history_path) as history:
-        history.append({"x": 1})
-    with pytest.raises(ClosedError):
-        history.append({"x": 2})
-    with pytest.raises(ClosedError):
-        len(history)
-    with pytest.raises(ClosedError):
-        list(history)
-
-
-def test_close_is_idempotent(history_path: Path) -> None:
-    history = IterationHistory(history_path)
-    history.close()
-    history.close()
-    with pytest.raises(ClosedError):
-        history.refresh()
 
 
 def test_repr_names_the_file(history: IterationHistory) -> None:

@@ -19,7 +19,7 @@ from snapstore import (
     SnapshotStore,
     SnapstoreError,
 )
-from snapstore._log.record import MAX_KEY_LENGTH
+from snapstore._names import MAX_KEY_LENGTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -198,27 +198,27 @@ REFUSED_OPENS: dict[str, Callable[[Path], object]] = {
     "history-surrogate": lambda d: IterationHistory(d / "a\ud800b.jsonl"),
     "history-int-path": lambda _: IterationHistory(5),  # type: ignore[arg-type]
     "quarantine-dir-nul": lambda d: IterationHistory(d / "h.jsonl", quarantine_dir=d / "q\x00"),
-    "quarantine-dir-int": lambda d: IterationHistory(d / "h.jsonl", quarantine_dir=5),  # type: ignore[arg-type]
+    "quarantine-dir-int": lambda d: IterationHistory(d / "h.jsonl", quarantine_dir=5),
     "legacy-source-nul": lambda d: SnapshotStore.import_legacy(nul_path(d), d / "new"),
     "legacy-target-nul": lambda d: SnapshotStore.import_legacy(d / "legacy", nul_path(d)),
-    "checkpoint-every-str": lambda d: SnapshotStore(d / "s", checkpoint_every="x"),  # type: ignore[arg-type]
-    "checkpoint-every-float": lambda d: SnapshotStore(d / "s", checkpoint_every=1.5),  # type: ignore[arg-type]
+    "checkpoint-every-str": lambda d: SnapshotStore(d / "s", checkpoint_every="x"),
+    "checkpoint-every-float": lambda d: SnapshotStore(d / "s", checkpoint_every=1.5),
     "checkpoint-every-true": lambda d: SnapshotStore(d / "s", checkpoint_every=True),
-    "checkpoint-every-none": lambda d: SnapshotStore(d / "s", checkpoint_every=None),  # type: ignore[arg-type]
+    "checkpoint-every-none": lambda d: SnapshotStore(d / "s", checkpoint_every=None),
     "checkpoint-every-zero": lambda d: SnapshotStore(d / "s", checkpoint_every=0),
     "store-lock-timeout-true": lambda d: SnapshotStore(d / "s", lock_timeout=True),
     "store-lock-timeout-str": lambda d: SnapshotStore(d / "s", lock_timeout="1"),  # type: ignore[arg-type]
     "store-max-record-bytes-true": lambda d: SnapshotStore(d / "s", max_record_bytes=True),
     "store-max-record-bytes-float": lambda d: SnapshotStore(d / "s", max_record_bytes=1e6),  # type: ignore[arg-type]
-    "store-strict-str": lambda d: SnapshotStore(d / "s", strict="no"),  # type: ignore[arg-type]
+    "store-strict-str": lambda d: SnapshotStore(d / "s", strict="no"),
     "store-durability": lambda d: SnapshotStore(d / "s", durability="sync"),  # type: ignore[arg-type]
     "history-lock-timeout-true": lambda d: IterationHistory(d / "h.jsonl", lock_timeout=True),
     "history-lock-timeout-nan": lambda d: IterationHistory(d / "h.jsonl", lock_timeout=NAN),
     "history-max-record-bytes-true": lambda d: IterationHistory(
         d / "h.jsonl", max_record_bytes=True
     ),
-    "history-strict-str": lambda d: IterationHistory(d / "h.jsonl", strict="no"),  # type: ignore[arg-type]
-    "history-tolerant-str": lambda d: IterationHistory(d / "h.jsonl", tolerant="no"),  # type: ignore[arg-type]
+    "history-strict-str": lambda d: IterationHistory(d / "h.jsonl", strict="no"),
+    "history-tolerant-str": lambda d: IterationHistory(d / "h.jsonl", tolerant="no"),
     "history-not-jsonl": lambda d: IterationHistory(d / "sub" / "h.txt"),
 }
 

@@ -26,6 +26,9 @@ from helpers import open_fds
 from snapstore import ClosedError, IterationHistory, NormalizedSnapshot, SnapshotStore
 from snapstore._log.lock import WriterLock
 from snapstore._log.seam import FileSystem, installed
+from snapstore._records import Entry
+from snapstore.backends.local.history import LocalHistory
+from snapstore.snapshot import encode_payload
 from snapstore.testing import FaultInjector
 
 if TYPE_CHECKING:
@@ -38,6 +41,12 @@ HANG = 20.0
 
 def snap(run: str, stage: str = "train", i: int = 0) -> NormalizedSnapshot:
     return NormalizedSnapshot(f"run-{run}", stage, metrics={"i": i}, config={"lr": 0.1})
+
+
+def local_history(history: IterationHistory) -> LocalHistory:
+    backend = history._backend
+    assert isinstance(backend, LocalHistory)
+    return backend
 
 
 def finishes(call: Callable[[], object]) -> object:
@@ -194,9 +203,10 @@ def test_an_interrupt_while_the_index_takes_a_batch_leaves_it_whole(
     with SnapshotStore(tmp_path / "s", checkpoint_every=1000) as store:
         store.save_snapshot(snap("a"))
         backend = store._backend
-        assert isinstance(backend, local_store.LocalBackend)
+        assert isinstance(backend, local_store.LocalStore)
         batch = [
-            backend._entry(snap(run, i=i).with_comparison_key()) for i, run in ((1, "b"), (2, "c"))
+            Entry(encode_payload(snap(run, i=i).with_comparison_key(), 1 << 20), None)
+            for i, run in ((1, "b"), (2, "c"))
         ]
         interrupt_once_after(monkeypatch, local_store, "index_snapshot", after=after)
         with contextlib.suppress(KeyboardInterrupt):
@@ -239,7 +249,7 @@ def test_an_interrupted_leader_does_not_fail_the_other_writers_of_its_batch(
     fs = FaultInjector(only={"sync"}, interrupt=True)
     with installed(fs), IterationHistory(tmp_path / "h.jsonl") as history:
         history.append({"first": True})
-        log = history._log
+        log = local_history(history)._log
         queued = threading.Event()
         follower: list[object] = []
 
@@ -337,7 +347,7 @@ def test_an_interrupt_as_any_function_of_a_write_is_entered_leaves_the_locks_fre
                 write(history, store, k)
             finishes(functools.partial(history.append, {"other thread": k}))
             finishes(functools.partial(store.save_snapshot, snap(f"other-{k}", "other", i=k)))
-            for lock_file in (history._lock.path, store.root / ".lock"):
+            for lock_file in (local_history(history)._lock.path, store.root / ".lock"):
                 with WriterLock(lock_file, FileSystem(), 0.0):
                     pass  # taken at once: no OS lock is held
         assert history.verify().ok

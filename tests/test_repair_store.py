@@ -27,9 +27,9 @@ from damage import (
     tree_bytes,
 )
 from helpers import check_line
-from snapstore import NormalizedSnapshot, SnapshotStore
+from snapstore import CheckReport, NormalizedSnapshot, SnapshotStore
 from snapstore._log.seam import _HOST_TAG, _IN_CREATION, installed
-from snapstore.backends.local.repair import CheckReport, check_path
+from snapstore.backends.local.repair import check_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from conformance import StoreConformance
 from snapstore import InvalidInputError, NormalizedSnapshot, SnapshotStore, SnapstoreError
+from snapstore.testing.conformance import SnapshotStoreTests
 from store_fixtures import (
     STAGES,
-    LocalHarness,
+    LocalStoreHarness,
     answers_of,
     copy_store,
     file_state,
     fill_store,
+    pipeline,
+    save_all,
 )
 
 if TYPE_CHECKING:
@@ -28,12 +30,34 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
 
 
-class TestLocalStore(StoreConformance):
+class TestLocalStore(SnapshotStoreTests):
     @pytest.fixture(params=["fsync", "write"])
-    def harness(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalHarness]:
-        harness = LocalHarness(tmp_path / "store", request.param)
+    def harness(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> Iterator[LocalStoreHarness]:
+        harness = LocalStoreHarness(tmp_path / "store", request.param)
         yield harness
         harness.close_all()
+
+
+def test_checkpoint_changes_no_answer(tmp_path: Path) -> None:
+    with SnapshotStore(tmp_path / "s") as store:
+        saved = save_all(store, pipeline(runs=2))
+        store.checkpoint()
+        store.checkpoint()
+        more = store.save_snapshot(NormalizedSnapshot("run-9", "TRAINING"))
+        assert list(store.snapshots()) == [*saved, more]
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, True, "10"])
+def test_a_bad_checkpoint_interval_is_refused_and_changes_nothing(
+    tmp_path: Path, every: object
+) -> None:
+    fill_store(tmp_path / "s")
+    before = file_state(tmp_path / "s")
+    with pytest.raises(InvalidInputError, match="checkpoint_every"):
+        SnapshotStore(tmp_path / "s", checkpoint_every=every)
+    assert file_state(tmp_path / "s") == before
 
 
 @pytest.fixture

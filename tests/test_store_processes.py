@@ -229,9 +229,9 @@ def test_a_baseline_pinned_between_a_look_and_the_lock_wins(
         decide = b._backend.establish_baseline
         won: list[NormalizedSnapshot] = []
 
-        def a_pins_first(snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        def a_pins_first(snap: NormalizedSnapshot, payload: bytes | None) -> NormalizedSnapshot:
             won.append(a.get_or_establish_baseline(mine))
-            return decide(snap)
+            return decide(snap, payload)
 
         monkeypatch.setattr(b._backend, "establish_baseline", a_pins_first)
         theirs = NormalizedSnapshot("run-b", "TRAIN", metrics={"x": 2}, config=config)

@@ -14,7 +14,7 @@ from workers import WAIT
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from snapstore._log.checked import Durability
+    from snapstore import Durability
 
 
 def run_threads(

@@ -19,6 +19,7 @@ from snapstore._errors import InvalidInputError
 # one (``<name>.jsonl.lock``, quarantined copies, temp files) fits in NAME_MAX
 # bytes without being shortened: see fit_name for names that do not.
 MAX_NAME_LENGTH = 200
+MAX_KEY_LENGTH = 256
 # The longest file name, in bytes, of the file systems snapstore runs on (ext4,
 # XFS, btrfs, APFS; NTFS counts 255 UTF-16 units, never more than the UTF-8 bytes).
 NAME_MAX = 255
@@ -134,3 +135,23 @@ def group_key(stage: str, comparison_key: str) -> str:
 def split_group_key(key: str) -> tuple[str, str]:
     stage, _, comparison_key = key.partition(":")
     return stage, comparison_key
+
+
+def validate_key(key: object) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
+    if _CONTROL.search(key):
+        raise InvalidInputError(f"key {key!r} contains a control character")
+    # Encoded here, not only when its line is written: that happens in a group
+    # commit, where an error would fail every other caller of the batch too.
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"key {key!r} is not valid text: it holds a lone surrogate"
+        ) from None
+    return key

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from snapstore._errors import InvalidInputError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -211,3 +213,66 @@ def _type_name(value: Any) -> str:
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
+
+
+# -- a payload, encoded and compared as stored -------------------------------
+
+# A datetime or a dataclass would be converted silently (to a string, to a
+# dict) and read back as something else: refuse them instead.
+_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def encode_data(data: object, max_bytes: int, *, root: str | None = "record") -> bytes:
+    """Serialize a record's payload, refusing anything that would not round-trip.
+
+    See the rules above for each kind of value; a refusal names the
+    value's place, under ``root`` (see ``unstorable``). Called before
+    the record joins a group commit, and complete: a payload that passes
+    encodes into its line without error, so no bad record can fail the others
+    of a batch.
+    """
+    if not isinstance(data, dict):
+        if not _is_mapping(data):
+            raise InvalidInputError(
+                f"record data must be a mapping with string keys, not {type(data).__name__}"
+            )
+        data = dict(data)  # type: ignore[call-overload]
+    try:
+        encoded = _dumps(data)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidInputError(unstorable(data, _dumps, root)) from None
+    if len(encoded) > max_bytes:
+        raise InvalidInputError(
+            f"record data is {len(encoded)} bytes, over the maximum of {max_bytes} bytes "
+            "(raise max_record_bytes to store larger records)"
+        )
+    return encoded
+
+
+def canonical_json(data: dict[str, Any], root: str = "record") -> bytes:
+    """``data`` as it would be stored, keys sorted: the same content, the same bytes.
+
+    What "identical content" means for a retry: Python's ``==`` holds
+    ``1 == 1.0 == True`` and ``nan != nan``, so comparing dicts would take a
+    changed type for a retry, and a NaN read back for a change.
+    """
+    try:
+        return dumps(data, _DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raise InvalidInputError(unstorable(data, _dumps, root)) from None
+
+
+def same_content(data: dict[str, Any], encoded: bytes) -> bool:
+    """Whether decoded ``data`` holds what ``encoded`` (an entry's data) holds."""
+    # The usual case first: data decoded from these very bytes encodes to them.
+    return _dumps(data) == encoded or canonical_json(data) == canonical_json(loads(encoded))
+
+
+def _dumps(value: object) -> bytes:
+    return dumps(value, _DUMP_OPTIONS)
+
+
+def _is_mapping(value: object) -> bool:
+    from collections.abc import Mapping  # noqa: PLC0415 - only on the slow path
+
+    return isinstance(value, Mapping)

@@ -2,160 +2,48 @@
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import errno
-import os
-import threading
 import warnings
-from array import array
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
+from snapstore import _fork
 from snapstore._errors import (
+    ClosedError,
     InvalidInputError,
     KeyConflictError,
     NotFoundError,
-    StorageError,
-    read_only_hint,
+    ReadOnlyError,
     storage_errors,
 )
-from snapstore._log import seam
-from snapstore._log.checked import (
-    CheckedLog,
+from snapstore._names import check_fs_path, validate_key
+from snapstore._options import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_RECORD_BYTES,
     Durability,
-    Problem,
+    Options,
     check_count,
     check_seq,
-    check_write_options,
-    refuse_foreign,
+    checked_options,
 )
-from snapstore._log.fstype import check_filesystem
-from snapstore._log.lock import WriterLock, lock_file_of, refuse_second_name
-from snapstore._log.record import (
-    DEFAULT_MAX_RECORD_BYTES,
-    Entry,
-    LogRecord,
-    encode_data,
-    same_content,
-    utc_from_iso,
-    validate_key,
-)
-from snapstore._names import check_fs_path, fit_name
-from snapstore.backends.local.layout import store_of_log
+from snapstore._records import Entry, HistoryRecord
+from snapstore._values import encode_data, same_content
+from snapstore.backends import history_target
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
-    from datetime import datetime
+    import os
+    from collections.abc import Iterable, Iterator, Mapping
+    from pathlib import Path
     from types import TracebackType
 
-    from snapstore.backends.local.repair import CheckReport
+    from snapstore._report import CheckReport, Problem
+    from snapstore.backends.base import HistoryBackend, HistoryTarget
 
-DEFAULT_LOCK_TIMEOUT = 30.0
+__all__ = ["HistoryRecord", "IterationHistory"]
+
 # Records written (and synced) at once by import_jsonl.
 _IMPORT_BATCH = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRecord:
-    """One committed iteration: its sequence number, commit time, payload and key."""
-
-    seq: int
-    ts: datetime
-    data: dict[str, Any]
-    key: str | None = None
-
-
-def _history_record(record: LogRecord) -> HistoryRecord:
-    return HistoryRecord(record.seq, utc_from_iso(record.ts), record.data, record.key)
-
-
-def refuse_store_log(path: Path) -> None:
-    """Refuse a store's own snapshot or pin log as a history: it has the store's lock."""
-    store = store_of_log(path)
-    if store is not None:
-        raise InvalidInputError(
-            f"{path} is a log of the store {store}, written under the store's lock: "
-            f"open it with SnapshotStore({str(store)!r}) (or `snapstore verify {store}`)"
-        )
-
-
-def default_quarantine_dir(log: Path) -> Path:
-    """Where a standalone history's damaged bytes go: beside the file its path leads to.
-
-    A name too long for the suffix is shortened (see fit_name).
-    """
-    real = Path(os.path.realpath(log))
-    return real.with_name(fit_name(real.name, ".quarantine"))
-
-
-class _RecordIndex:
-    """Where each record of one history is: its seq, offset and length, and its key.
-
-    Apart from the handle on purpose: the log calls into the index, and the
-    index holds nothing that leads back to the handle, so a handle that nobody
-    refers to any more is freed at once, and its files closed (see __del__).
-    """
-
-    __slots__ = ("_keys", "_lengths", "_lock", "_offsets", "_seqs")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seqs = array("q")
-        self._offsets = array("q")
-        self._lengths = array("q")
-        self._keys: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._seqs)
-
-    def add(self, record: LogRecord) -> None:
-        with self._lock:
-            held = len(self._seqs)
-            if held and record.seq <= self._seqs[held - 1]:
-                return  # offered again after an interrupted commit: already held
-            # seqs is appended last and says what is held: a call cut short by
-            # an interrupt may have left the other columns one longer.
-            del self._offsets[held:], self._lengths[held:]
-            self._offsets.append(record.offset)
-            self._lengths.append(record.length)
-            if record.key is not None:
-                self._keys.setdefault(record.key, held)
-            self._seqs.append(record.seq)
-
-    def clear(self) -> None:
-        with self._lock:
-            del self._seqs[:], self._offsets[:], self._lengths[:]
-            self._keys.clear()
-
-    def locate(self, seq: int) -> tuple[int, int] | None:
-        with self._lock:
-            i = bisect.bisect_left(self._seqs, seq)
-            if i < len(self._seqs) and self._seqs[i] == seq:
-                return self._offsets[i], self._lengths[i]
-        return None
-
-    def newest(self, n: int) -> list[tuple[int, int]]:
-        """The places of the ``n`` newest records, oldest first."""
-        with self._lock:
-            start = max(len(self._seqs) - n, 0)
-            return list(zip(self._offsets[start:], self._lengths[start:], strict=True))
-
-    def resolve(
-        self, entry: Entry, staged: list[LogRecord], read: Callable[[int, int], LogRecord]
-    ) -> LogRecord | None:
-        """The record already stored under ``entry.key``, if any (exactly-once retries)."""
-        if entry.key is None:
-            return None
-        with self._lock:
-            i = self._keys.get(entry.key)
-            place = None if i is None else (self._offsets[i], self._lengths[i])
-        if place is not None:
-            return read(*place)
-        return next((record for record in staged if record.key == entry.key), None)
 
 
 class IterationHistory:
@@ -171,92 +59,52 @@ class IterationHistory:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        target: str | os.PathLike[str] | HistoryTarget,
         *,
         durability: Durability = "fsync",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        tolerant: bool = False,
-        strict: bool = False,
-        quarantine_dir: str | os.PathLike[str] | None = None,
         read_only: bool = False,
+        **backend_options: Any,
     ) -> None:
-        check_write_options(
-            durability,
-            lock_timeout,
-            max_record_bytes,
-            strict=strict,
-            tolerant=tolerant,
-            read_only=read_only,
-        )
-        self.path = check_fs_path("history path", path)
-        if self.path.suffix != ".jsonl":
-            raise InvalidInputError(f"a history file must end in .jsonl: {self.path}")
-        self.max_record_bytes = max_record_bytes
-        refuse_second_name(self.path)
-        # The file the path leads to, resolved once: the lock and quarantine
-        # are derived from it (one lock per log, whichever path reaches it),
-        # and the handle keeps to it even if a symlink on the way is later
-        # pointed elsewhere (its lock would no longer guard what it reached).
-        real = self._real = Path(os.path.realpath(self.path))
-        self._quarantine_dir = (
-            check_fs_path("quarantine_dir", quarantine_dir)
-            if quarantine_dir is not None
-            else default_quarantine_dir(self.path)
-        )
-        fs = seam.current()
-        self._index = index = _RecordIndex()
+        """Open the history ``target`` names: a ``.jsonl`` path, a ``memory://`` URL, or a target.
+
+        ``backend_options`` are those of the target's backend: for a file,
+        ``tolerant``, ``strict`` and ``quarantine_dir`` (see docs/api.md).
+        """
+        options = checked_options(durability, lock_timeout, max_record_bytes, read_only)
+        opener = history_target(target, read_only=options.read_only)
+        self._attach(opener.open_history(options, **backend_options), options)
+
+    @classmethod
+    def _over(cls, backend: HistoryBackend, options: Options) -> Self:
+        """A handle on a history a store opened, keeps and closes: no ResourceWarning."""
+        history = cls.__new__(cls)
+        history._attach(backend, options)  # noqa: SLF001 - this class's own
+        history._warn_if_unclosed = False  # noqa: SLF001
+        return history
+
+    def _attach(self, backend: HistoryBackend, options: Options) -> None:
+        self._backend = backend
+        self.max_record_bytes = options.max_record_bytes
+        self.read_only = options.read_only
+        self._opened_at = _fork.forks()
         self._warn_if_unclosed = True
-        refuse_store_log(self.path)
-        with read_only_hint(read_only):
-            # Report a failing disk as a StorageError here too, as every later call does.
-            with storage_errors(self.path):
-                refuse_foreign(fs, real, lock_file_of(real))
-                check_filesystem(self.path.parent, strict=strict)
-                if read_only:
-                    # Nothing is created: a missing history is an error, not a new one.
-                    if not real.exists():
-                        raise StorageError(
-                            errno.ENOENT,
-                            f"{self.path}: no such file (a read-only open does not create "
-                            "a history)",
-                        )
-                    self._lock = WriterLock(lock_file_of(real), fs, lock_timeout, create=False)
-                else:
-                    fs.make_dirs(self.path.parent)
-                    fs.remove_stale_temps(self._quarantine_dir)
-                    self._lock = WriterLock(lock_file_of(real), fs, lock_timeout)
-            try:
-                self._log = CheckedLog(
-                    real,
-                    fs=fs,
-                    lock=self._lock,
-                    quarantine_dir=self._quarantine_dir,
-                    durability=durability,
-                    on_record=index.add,
-                    on_reset=index.clear,
-                    resolve=index.resolve,
-                    tolerant=tolerant,
-                    read_only=read_only,
-                )
-            except BaseException:
-                self._lock.close()
-                raise
         self._closed = False
 
     # -- writing -------------------------------------------------------------
 
     def append(self, data: Mapping[str, Any], *, key: str | None = None) -> HistoryRecord:
         """Append one record; with a ``key`` already stored, return that record instead."""
+        self._check_writable()
         entry = Entry(encode_data(data, self.max_record_bytes), validate_key(key))
-        (record,) = self._log.append([entry])
-        stored = _history_record(record)
+        (stored,) = self._backend.append([entry])
         # A key names one request: a retry that sends other data is a mistake
         # (a reused key), not a retry, and must not be answered with the
         # record of another request as if this one were stored.
-        if key is not None and not same_content(record.data, entry.data_json):
+        if key is not None and not same_content(stored.data, entry.data_json):
             raise KeyConflictError(
-                f"key {key!r} is stored (seq {record.seq}) with other data than this append "
+                f"key {key!r} is stored (seq {stored.seq}) with other data than this append "
                 "sends: a retry must send the same record; a new record needs a new key",
                 stored,
             )
@@ -264,6 +112,7 @@ class IterationHistory:
 
     def extend(self, items: Iterable[Mapping[str, Any]]) -> list[HistoryRecord]:
         """Append several records with one write and one sync; all or none are checked first."""
+        self._check_writable()
         try:
             iterator = iter(items)
         except TypeError:
@@ -273,70 +122,67 @@ class IterationHistory:
         entries = [Entry(encode_data(data, self.max_record_bytes), None) for data in iterator]
         if not entries:
             return []
-        return [_history_record(record) for record in self._log.append(entries)]
+        return self._backend.append(entries)
 
     # -- reading -------------------------------------------------------------
 
     def refresh(self) -> None:
         """Take in records other processes appended since the last look."""
-        self._log.refresh()
+        self._check_open()
+        self._backend.refresh()
 
     def __len__(self) -> int:
-        self._log.refresh()
-        return len(self._index)
+        self._check_open()
+        return self._backend.count()
 
     def __iter__(self) -> Iterator[HistoryRecord]:
         """Every committed record in seq order, including other processes' appends."""
-        self._log.refresh()
-        for record in self._log.scan():
-            yield _history_record(record)
+        self._check_open()
+        yield from self._backend.records()
 
     def get(self, seq: int) -> HistoryRecord:
         """The record with ``seq``; raises NotFoundError (a KeyError) if there is none."""
         check_seq(seq)
-        self._log.check_open()
-        located = self._index.locate(seq)
-        if located is None:
-            self._log.refresh()
-            located = self._index.locate(seq)
-        if located is None:
-            raise NotFoundError(f"{self.path} has no record with seq {seq}")
-        return _history_record(self._log.read(*located))
+        self._check_open()
+        found = self._backend.get(seq)
+        if found is None:
+            raise NotFoundError(f"{self._backend.location} has no record with seq {seq}")
+        return found
 
     def load_recent(self, n: int) -> list[HistoryRecord]:
         """The ``n`` newest records, oldest first."""
         check_count("n", n)
-        self._log.refresh()
-        return [_history_record(self._log.read(*place)) for place in self._index.newest(n)]
+        self._check_open()
+        return self._backend.recent(n)
+
+    @property
+    def path(self) -> Path:
+        """The file the history is kept in (the local backend's; no other has one)."""
+        path = self._backend.path
+        if path is None:
+            raise AttributeError(f"{self._backend.location} is not kept in a file: it has no path")
+        return path
 
     @property
     def last_seq(self) -> int:
         """The highest seq this handle has seen (0 for an empty history)."""
-        return self._log.last_seq
+        return self._backend.last_seq
 
     @property
     def problems(self) -> list[Problem]:
         """Damaged lines skipped so far (``tolerant=True`` only)."""
-        return list(self._log.problems)
+        return self._backend.problems
 
     # -- checking ------------------------------------------------------------
 
     def verify(self) -> CheckReport:
         """Check every line: checksum, seq order, unique keys. Changes nothing."""
-        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
-
-        return check_history(self._real, quarantine_dir=self._quarantine_dir)
+        return self._backend.verify()
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
-        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
-
-        self._log.check_not_read_only()
-        report = check_history(
-            self._real, repair=True, dry_run=dry_run, quarantine_dir=self._quarantine_dir
-        )
-        self._log.refresh()
-        return report
+        self._check_writable()
+        return self._backend.repair(dry_run=dry_run)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -347,12 +193,7 @@ class IterationHistory:
     def close(self) -> None:
         """Release the file and its lock. Idempotent."""
         self._closed = True
-        # The lock's descriptor is released even when closing the log reports
-        # an error (close(2) may report EIO after releasing the descriptor).
-        try:
-            self._log.close()
-        finally:
-            self._lock.close()
+        self._backend.close()
 
     def __del__(self) -> None:
         # Like a file: a handle reclaimed while open gives its descriptors back,
@@ -362,7 +203,7 @@ class IterationHistory:
         # cut short by an interrupt.
         if not hasattr(self, "_closed"):
             return  # __init__ failed before there was anything to close
-        if not self._closed and self._warn_if_unclosed and not self._log.inherited:
+        if not self._closed and self._warn_if_unclosed and self._opened_at == _fork.forks():
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
         with contextlib.suppress(Exception):
             self.close()
@@ -395,8 +236,9 @@ class IterationHistory:
         history = cls(path, **options)
         try:
             entries = history._entries_of_lines(source)
+            history._check_writable()
             for start in range(0, len(entries), _IMPORT_BATCH):
-                history._log.append(entries[start : start + _IMPORT_BATCH])
+                history._backend.append(entries[start : start + _IMPORT_BATCH])
         except BaseException:
             history.close()
             raise
@@ -417,11 +259,18 @@ class IterationHistory:
         return entries
 
     def __repr__(self) -> str:
-        return f"IterationHistory({str(self.path)!r}, last_seq={self.last_seq})"
+        return f"IterationHistory({self._backend.location!r}, last_seq={self.last_seq})"
 
+    # -- internals -----------------------------------------------------------
 
-def open_store_history(path: Path, **options: Any) -> IterationHistory:
-    """A history a store opens, keeps and closes itself: no ResourceWarning when reclaimed."""
-    history = IterationHistory(path, **options)
-    history._warn_if_unclosed = False  # noqa: SLF001 - this module's own handle
-    return history
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self._backend.location} is closed")
+        _fork.check_not_inherited(self._opened_at, self._backend.location)
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(
+                f"{self._backend.location} was opened with read_only=True: it is not written"
+            )

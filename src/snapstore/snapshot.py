@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,9 +11,9 @@ from datetime import datetime
 from typing import Any, NoReturn, Self
 
 from snapstore._errors import InvalidInputError
-from snapstore._log.checked import check_seq
-from snapstore._log.record import canonical_json
 from snapstore._names import check_stage, check_text
+from snapstore._options import check_seq
+from snapstore._values import canonical_json, encode_data
 
 
 class ReadOnlyDict(dict[str, Any]):
@@ -68,7 +69,7 @@ class NormalizedSnapshot:
     snapshot_seq: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("metrics", "config", "data"):
+        for name in MAPPINGS:
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise InvalidInputError(f"{name} must be a mapping, not {type(value).__name__}")
@@ -112,17 +113,13 @@ class NormalizedSnapshot:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``created_at`` as ISO-8601 text)."""
-        return {
-            "run_id": self.run_id,
-            "stage": self.stage,
-            "metrics": dict(self.metrics),
-            "config": dict(self.config),
-            "data": dict(self.data),
-            "comparison_key": self.comparison_key,
-            "created_at": None if self.created_at is None else self.created_at.isoformat(),
-            "snapshot_seq": self.snapshot_seq,
-        }
+        """A JSON-ready dict (``created_at`` as ISO-8601 text), fields in declaration order."""
+        fields = {name: getattr(self, name) for name in FIELDS}
+        for name in MAPPINGS:
+            fields[name] = dict(fields[name])
+        if self.created_at is not None:
+            fields["created_at"] = self.created_at.isoformat()
+        return fields
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> Self:
@@ -131,17 +128,7 @@ class NormalizedSnapshot:
             raise InvalidInputError(
                 f"a snapshot dict must be a mapping, not {type(value).__name__}"
             )
-        known = {
-            "run_id",
-            "stage",
-            "metrics",
-            "config",
-            "data",
-            "comparison_key",
-            "created_at",
-            "snapshot_seq",
-        }
-        unknown = set(value) - known
+        unknown = set(value) - set(FIELDS)
         if unknown:
             raise InvalidInputError(f"unknown snapshot fields: {', '.join(sorted(unknown))}")
         created = value.get("created_at")
@@ -151,18 +138,22 @@ class NormalizedSnapshot:
             except ValueError:
                 raise InvalidInputError(f"created_at {created!r} is not ISO-8601") from None
         try:
-            return cls(
-                run_id=value["run_id"],
-                stage=value["stage"],
-                metrics=value.get("metrics") or {},
-                config=value.get("config") or {},
-                data=value.get("data") or {},
-                comparison_key=value.get("comparison_key"),
-                created_at=created,
-                snapshot_seq=value.get("snapshot_seq"),
-            )
+            fields: dict[str, Any] = {name: value.get(name) for name in FIELDS}
+            fields["run_id"], fields["stage"] = value["run_id"], value["stage"]
         except KeyError as missing:
             raise InvalidInputError(f"snapshot dict lacks the field {missing}") from None
+        for name in MAPPINGS:
+            fields[name] = fields[name] or {}
+        fields["created_at"] = created
+        return cls(**fields)
+
+
+# The field list, written once. A backend stores a snapshot as the JSON object
+# of its PAYLOAD fields; the other two, snapshot_seq and created_at, are the
+# record's own seq and commit time.
+FIELDS = tuple(spec.name for spec in dataclasses.fields(NormalizedSnapshot))
+MAPPINGS = ("metrics", "config", "data")
+PAYLOAD = ("run_id", "stage", "comparison_key", *MAPPINGS)
 
 
 def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one place
@@ -233,19 +224,7 @@ def _assembled(  # noqa: PLR0917 - mirrors the fields
     _set_comparison_key,
     _set_created_at,
     _set_snapshot_seq,
-) = (
-    vars(NormalizedSnapshot)[name].__set__
-    for name in (
-        "run_id",
-        "stage",
-        "metrics",
-        "config",
-        "data",
-        "comparison_key",
-        "created_at",
-        "snapshot_seq",
-    )
-)
+) = (vars(NormalizedSnapshot)[name].__set__ for name in FIELDS)
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
@@ -255,3 +234,44 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     numpy value groups with the plain value it is stored as.
     """
     return "cfg-" + hashlib.sha256(canonical_json(dict(config), "config")).hexdigest()[:32]
+
+
+# -- the stored form ------------------------------------------------------------
+
+
+def encode_payload(snap: NormalizedSnapshot, max_bytes: int) -> bytes:
+    """The JSON that stores ``snap`` (its names checked and comparison key set).
+
+    Refuses an unstorable value, naming its place (``metrics["loss"]``), or a
+    payload over ``max_bytes``: checked before any backend sees it.
+    """
+    payload = {name: getattr(snap, name) for name in PAYLOAD}
+    for name in MAPPINGS:
+        payload[name] = dict(payload[name])  # orjson encodes dicts, not their subclasses
+    return encode_data(payload, max_bytes, root=None)
+
+
+def payload_problem(payload: dict[str, Any]) -> str | None:
+    """Why a stored JSON object is not a snapshot's payload, or None if it is one."""
+    try:
+        check_text("run_id", payload.get("run_id"))
+        check_stage(payload.get("stage"))
+        check_text("comparison_key", payload.get("comparison_key"))
+    except InvalidInputError as exc:
+        return str(exc)
+    missing = [name for name in MAPPINGS if not isinstance(payload.get(name), dict)]
+    return f"snapshot record lacks {', '.join(missing)}" if missing else None
+
+
+def stored_snapshot(seq: int, created_at: datetime, payload: dict[str, Any]) -> NormalizedSnapshot:
+    """The snapshot stored as ``seq``; ``payload``'s dicts, just decoded, become its own."""
+    return from_fresh_dicts(
+        payload["run_id"],
+        payload["stage"],
+        payload["metrics"],
+        payload["config"],
+        payload["data"],
+        payload["comparison_key"],
+        created_at,
+        seq,
+    )

@@ -3,35 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
+import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Self
 
 from snapstore import _fork
 from snapstore._errors import ClosedError, InvalidInputError, NotFoundError, ReadOnlyError
-from snapstore._log.checked import Durability, check_seq, check_write_options
-from snapstore._log.record import DEFAULT_MAX_RECORD_BYTES, canonical_json
 from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
-from snapstore.backends.local.repair import CheckReport, check_store
-from snapstore.backends.local.store import LocalBackend
-from snapstore.history import DEFAULT_LOCK_TIMEOUT
-from snapstore.snapshot import NormalizedSnapshot
+from snapstore._options import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_RECORD_BYTES,
+    Durability,
+    check_flag,
+    check_seq,
+    checked_options,
+)
+from snapstore._values import canonical_json
+from snapstore.backends import store_target
+from snapstore.backends.local.legacy import read_legacy
+from snapstore.history import IterationHistory
+from snapstore.snapshot import MAPPINGS, NormalizedSnapshot, encode_payload
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterator
+    from pathlib import Path
     from types import TracebackType
 
     import pandas as pd
     import pyarrow as pa
 
-    from snapstore.backends.base import Backend
-    from snapstore.history import IterationHistory
+    from snapstore._report import CheckReport
+    from snapstore.backends.base import StoreTarget
 
-DEFAULT_CHECKPOINT_EVERY = 10_000
+# How many of its most recently used histories a store keeps open (a local
+# history holds two descriptors) when nobody else holds them.
+RECENT_HISTORIES = 32
 
 
 class SnapshotStore:
-    """A directory of snapshots: one durable commit log plus derived indices.
+    """A store of snapshots: one durable commit log, baseline pins and named histories.
 
     ``save_snapshot`` gives each snapshot the next ``snapshot_seq`` (1, 2, 3, ...
     per store: unique across threads and processes, gap-free, never reused) and,
@@ -42,37 +55,44 @@ class SnapshotStore:
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        target: str | os.PathLike[str] | StoreTarget,
         *,
         durability: Durability = "fsync",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-        strict: bool = False,
         read_only: bool = False,
+        **backend_options: Any,
     ) -> None:
-        check_write_options(
-            durability,
-            lock_timeout,
-            max_record_bytes,
-            strict=strict,
-            read_only=read_only,
-            checkpoint_every=checkpoint_every,
+        """Open the store ``target`` names: a directory path, a ``memory://`` URL, or a target.
+
+        ``backend_options`` are those of the target's backend: for a
+        directory, ``checkpoint_every`` and ``strict`` (see docs/api.md).
+        """
+        self._options = options = checked_options(
+            durability, lock_timeout, max_record_bytes, read_only
         )
-        self.root = check_fs_path("store path", root)
-        self.durability: Durability = durability
-        self.read_only = read_only
+        self._backend = store_target(target, read_only=options.read_only).open_store(
+            options, **backend_options
+        )
+        self.durability: Durability = options.durability
+        self.read_only = options.read_only
         self._opened_at = _fork.forks()
-        self._backend: Backend = LocalBackend(
-            self.root,
-            durability=durability,
-            lock_timeout=lock_timeout,
-            max_record_bytes=max_record_bytes,
-            checkpoint_every=checkpoint_every,
-            strict=strict,
-            read_only=read_only,
+        # The histories handed out: the most recently used few kept open here,
+        # any other one open while its caller still holds it (see history()).
+        self._histories_lock = threading.Lock()
+        self._recent_histories: OrderedDict[str, IterationHistory] = OrderedDict()
+        self._histories: weakref.WeakValueDictionary[str, IterationHistory] = (
+            weakref.WeakValueDictionary()
         )
         self._closed = False
+
+    @property
+    def root(self) -> Path:
+        """The directory the store is kept in (the local backend's; no other has one)."""
+        path = self._backend.path
+        if path is None:
+            raise AttributeError(f"{self._backend.location} is not kept in files: it has no root")
+        return path
 
     # -- writing -------------------------------------------------------------
 
@@ -89,21 +109,20 @@ class SnapshotStore:
         InvalidInputError otherwise, never saving its content under a seq
         and time it did not get.
         """
-        self._check_open()
+        self._check_writable()
         snap = self._checked(snap)
         if snap.snapshot_seq is None and snap.created_at is None:
-            return self._backend.save(snap)
+            return self._backend.save(snap, encode_payload(snap, self._options.max_record_bytes))
         stored = None
         if snap.snapshot_seq is not None:
-            self._backend.refresh(pins=False)
             stored = self._backend.get_by_seq(snap.snapshot_seq)
         # Compared as stored (JSON), not with ==: a NaN read back is not == to itself.
         if stored is not None and _as_stored(stored) == _as_stored(snap):
             return stored
         raise InvalidInputError(
             f"snapshot {snap.run_id}:{snap.stage} carries snapshot_seq {snap.snapshot_seq} and "
-            f"created_at {snap.created_at}, but {self.root} stores no such snapshot: a snapshot "
-            "gets both from save_snapshot. To save its content as a new version, save "
+            f"created_at {snap.created_at}, but {self._backend.location} stores no such snapshot: "
+            "a snapshot gets both from save_snapshot. To save its content as a new version, save "
             "dataclasses.replace(snap, snapshot_seq=None, created_at=None)"
         )
 
@@ -117,16 +136,19 @@ class SnapshotStore:
         """
         self._check_open()
         snap = self._checked(snap)
-        # Another handle may have pinned (or re-pinned) the group since we last looked.
-        self._backend.refresh()
         assert snap.comparison_key is not None
         existing = self._backend.baseline(snap.stage, snap.comparison_key)
-        return existing if existing is not None else self._backend.establish_baseline(snap)
+        if existing is not None:
+            return existing
+        self._check_writable()
+        payload = None if snap.saved else encode_payload(snap, self._options.max_record_bytes)
+        return self._backend.establish_baseline(snap, payload)
 
     def set_baseline(self, snap: NormalizedSnapshot) -> None:
         """Pin a saved snapshot as the baseline of its group, replacing the current pin."""
         self._check_open()
         snap = self._checked(snap)  # first: anything but a snapshot gets a typed error
+        self._check_writable()
         if not snap.saved:
             raise InvalidInputError("set_baseline needs a saved snapshot (save_snapshot first)")
         self._backend.pin_baseline(snap)
@@ -138,12 +160,6 @@ class SnapshotStore:
         self._check_open()
         check_text("run_id", run_id)
         check_stage(stage)
-        # Refresh first, not only on a miss: another process may have saved a
-        # newer version of a key this handle already knows, and "latest" must
-        # agree with versions(). (get_by_seq may refresh on a miss only: the
-        # snapshot a seq names never changes.) Reads of snapshots need only
-        # the snapshot log: no stat of the pin log on this hot path.
-        self._backend.refresh(pins=False)
         return self._backend.get_latest(run_id, stage)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot:
@@ -152,16 +168,12 @@ class SnapshotStore:
         check_seq(seq)
         found = self._backend.get_by_seq(seq)
         if found is None:
-            self._backend.refresh(pins=False)
-            found = self._backend.get_by_seq(seq)
-        if found is None:
-            raise NotFoundError(f"{self.root} has no snapshot with snapshot_seq {seq}")
+            raise NotFoundError(f"{self._backend.location} has no snapshot with snapshot_seq {seq}")
         return found
 
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
         """Every version of ``(run_id, stage)``, oldest first."""
         self._check_open()
-        self._backend.refresh(pins=False)
         return self._backend.versions(check_text("run_id", run_id), check_stage(stage))
 
     def snapshots(
@@ -173,12 +185,10 @@ class SnapshotStore:
             check_text("run_id", run_id)
         if stage is not None:
             check_stage(stage)
-        self._backend.refresh(pins=False)
         return self._backend.snapshots(run_id, stage)
 
     def __len__(self) -> int:
         self._check_open()
-        self._backend.refresh(pins=False)
         return self._backend.count()
 
     def find_previous_comparable(self, snap: NormalizedSnapshot) -> NormalizedSnapshot | None:
@@ -190,7 +200,6 @@ class SnapshotStore:
         self._check_open()
         snap = self._checked(snap)
         assert snap.comparison_key is not None
-        self._backend.refresh(pins=False)
         return self._backend.previous_comparable(
             snap.stage, snap.comparison_key, snap.run_id, snap.snapshot_seq
         )
@@ -198,7 +207,6 @@ class SnapshotStore:
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
         """The pinned baseline of ``(stage, comparison_key)``, or None."""
         self._check_open()
-        self._backend.refresh()
         return self._backend.baseline(
             check_stage(stage), check_text("comparison_key", comparison_key)
         )
@@ -206,7 +214,25 @@ class SnapshotStore:
     def history(self, name: str) -> IterationHistory:
         """The IterationHistory ``name`` stored in this store (closed with the store)."""
         self._check_open()
-        return self._backend.history(check_history_name(name))
+        name = check_history_name(name)
+        # A local history holds two descriptors (its file and its lock), so a
+        # store with thousands of histories cannot keep them all open: it
+        # keeps the most recently used ones, and one that drops out of them
+        # is closed once its caller lets go of it too (at once: a history
+        # handle holds no reference cycle). A handle that is still held stays
+        # the one handed out, so one process writes a history through one
+        # handle and one group commit.
+        with self._histories_lock:
+            history = self._histories.get(name)
+            if history is None or history.closed:
+                backend = self._backend.open_history(name)
+                history = IterationHistory._over(backend, self._options)  # noqa: SLF001 - the store's own
+                self._histories[name] = history
+            self._recent_histories[name] = history
+            self._recent_histories.move_to_end(name)
+            if len(self._recent_histories) > RECENT_HISTORIES:
+                self._recent_histories.popitem(last=False)
+        return history
 
     # -- exports -------------------------------------------------------------
 
@@ -223,9 +249,7 @@ class SnapshotStore:
                 "stage",
                 "comparison_key",
                 "created_at",
-                "metrics",
-                "config",
-                "data",
+                *MAPPINGS,
             )
         }
         for snap in self.snapshots():
@@ -234,7 +258,7 @@ class SnapshotStore:
             rows["stage"].append(snap.stage)
             rows["comparison_key"].append(snap.comparison_key)
             rows["created_at"].append(snap.created_at)
-            for name in ("metrics", "config", "data"):
+            for name in MAPPINGS:
                 rows[name].append(orjson.dumps(dict(getattr(snap, name))).decode())
         schema = pa.schema(
             [
@@ -243,9 +267,7 @@ class SnapshotStore:
                 ("stage", pa.string()),
                 ("comparison_key", pa.string()),
                 ("created_at", pa.timestamp("us", tz="UTC")),
-                ("metrics", pa.string()),
-                ("config", pa.string()),
-                ("data", pa.string()),
+                *((name, pa.string()) for name in MAPPINGS),
             ]
         )
         return pa.table(rows, schema=schema)
@@ -259,16 +281,17 @@ class SnapshotStore:
     def verify(self) -> CheckReport:
         """Check every log line, every pin, every history and the derived indices."""
         self._check_open()
-        return check_store(self.root)
+        return self._backend.verify()
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Quarantine damage, keep every valid record, rebuild the derived indices."""
         self._check_open()
+        check_flag("dry_run", dry_run)
         if self.read_only:
-            raise ReadOnlyError(f"{self.root} was opened with read_only=True: it is not repaired")
-        report = check_store(self.root, repair=True, dry_run=dry_run)
-        self._backend.refresh()
-        return report
+            raise ReadOnlyError(
+                f"{self._backend.location} was opened with read_only=True: it is not repaired"
+            )
+        return self._backend.repair(dry_run=dry_run)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -278,8 +301,11 @@ class SnapshotStore:
         self._backend.refresh()
 
     def checkpoint(self) -> None:
-        """Write the derived indices now (they are also written every N saves and on close)."""
-        self._check_open()
+        """Write the derived indices now (they are also written every N saves and on close).
+
+        For a backend that keeps no derived indices (memory), nothing to do.
+        """
+        self._check_writable()
         self._backend.checkpoint()
 
     def close(self) -> None:
@@ -289,9 +315,9 @@ class SnapshotStore:
         A second call releases whatever a first one, cut short by an
         interrupt, left open (releasing is idempotent), and checkpoints nothing.
         """
-        finishing = not self._closed
+        finishing = not self._closed and self._opened_at == _fork.forks()
         self._closed = True
-        self._backend.close(finish=finishing and self._opened_at == _fork.forks())
+        self._release(finish=finishing)
 
     def __del__(self) -> None:
         # Like a file: a store reclaimed while open gives its descriptors and
@@ -305,7 +331,7 @@ class SnapshotStore:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
         self._closed = True
         with contextlib.suppress(Exception):
-            self._backend.close(finish=False)
+            self._release(finish=False)
 
     def __enter__(self) -> Self:
         return self
@@ -319,7 +345,7 @@ class SnapshotStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"SnapshotStore({str(self.root)!r})"
+        return f"SnapshotStore({self._backend.location!r})"
 
     @classmethod
     def import_legacy(
@@ -327,10 +353,8 @@ class SnapshotStore:
     ) -> Self:
         """Migrate an older ``snapshot_index.json`` layout into the store at ``root``.
 
-        See :func:`snapstore.backends.local.legacy.import_legacy`; the source is only read.
+        See :mod:`snapstore.backends.local.legacy`; the source is only read.
         """
-        from snapstore.backends.local.legacy import read_legacy  # noqa: PLC0415
-
         snaps = read_legacy(check_fs_path("source_dir", source_dir))
         store = cls(root, **options)
         try:
@@ -348,10 +372,24 @@ class SnapshotStore:
             raise InvalidInputError(f"expected a NormalizedSnapshot, not {type(snap).__name__}")
         return snap.with_comparison_key()
 
+    def _release(self, *, finish: bool) -> None:
+        """Close the histories handed out, then the backend (even when one of them fails)."""
+        with contextlib.ExitStack() as closing:
+            closing.callback(self._backend.close, finish=finish)
+            for history in list(self._histories.values()):
+                closing.callback(history.close)
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"{self} is closed")
         _fork.check_not_inherited(self._opened_at, self)
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(
+                f"{self._backend.location} was opened with read_only=True: it is not written"
+            )
 
 
 def _as_stored(snap: NormalizedSnapshot) -> bytes:

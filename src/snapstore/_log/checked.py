@@ -27,19 +27,17 @@ when its own records are durable.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from snapstore import _fork
 from snapstore._errors import (
     ClosedError,
     CorruptionError,
     DurabilityError,
-    InvalidInputError,
     NotAHistoryError,
     ReadOnlyError,
     storage_errors,
@@ -48,13 +46,14 @@ from snapstore._log.quarantine import quarantine
 from snapstore._log.record import (
     RECORD_START,
     Clock,
-    Entry,
     LogRecord,
     decode_line,
     encode_line,
     hidden_records,
 )
 from snapstore._log.synced import SyncedMark
+from snapstore._records import Entry
+from snapstore._report import Problem
 from snapstore._values import loads
 
 if TYPE_CHECKING:
@@ -63,13 +62,12 @@ if TYPE_CHECKING:
 
     from snapstore._log.lock import WriterLock
     from snapstore._log.seam import FileSystem
+    from snapstore._options import Durability
 
-Durability = Literal["fsync", "write"]
 # Maps an entry to the record already stored for it (a retry), or None. Gets the
 # records staged so far in its batch and a reader of the log's records (so the
 # owner need not hold the log: see IterationHistory's index).
 Resolver = Callable[[Entry, list[LogRecord], Callable[[int, int], LogRecord]], LogRecord | None]
-DURABILITY_MODES: tuple[Durability, ...] = ("fsync", "write")
 
 _READ_CHUNK = 1 << 20
 # How far into a file that does not start with a record a record is looked for
@@ -80,83 +78,12 @@ _FOREIGN_SCAN_BYTES = 1 << 20
 _RECHECK_SECONDS = 0.5
 
 
-def check_write_options(
-    durability: object,
-    lock_timeout: object,
-    max_record_bytes: object,
-    *,
-    strict: object = False,
-    tolerant: object = False,
-    read_only: object = False,
-    checkpoint_every: object = 1,
-) -> None:
-    """Refuse bad options of a history or store handle, before anything is opened.
-
-    Exact types: a bool is an int to Python, but ``lock_timeout=True`` or
-    ``checkpoint_every=True`` is a mistake, not a number; and a string given
-    for a flag would be taken as true whatever it says.
-    """
-    if durability not in DURABILITY_MODES:
-        raise InvalidInputError(
-            f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}"
-        )
-    if (
-        not isinstance(lock_timeout, int | float)
-        or isinstance(lock_timeout, bool)
-        or not math.isfinite(lock_timeout)
-        or (lock_timeout < 0)
-    ):
-        raise InvalidInputError(f"lock_timeout must be a finite number >= 0, not {lock_timeout!r}")
-    for name, value in (
-        ("max_record_bytes", max_record_bytes),
-        ("checkpoint_every", checkpoint_every),
-    ):
-        if not _is_int(value) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive int, not {value!r}")
-    check_flag("strict", strict)
-    check_flag("tolerant", tolerant)
-    check_flag("read_only", read_only)
-
-
-def check_flag(what: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be True or False, not {value!r}")
-    return value
-
-
-def check_seq(seq: object, what: str = "seq") -> int:
-    """A seq asked for: an int (a float, a string or a bool is refused, not looked up)."""
-    if not _is_int(seq):
-        raise InvalidInputError(f"{what} must be an int, not {type(seq).__name__}")
-    return seq
-
-
-def check_count(what: str, n: object) -> int:
-    if not _is_int(n) or n < 0:
-        raise InvalidInputError(f"{what} must be an int >= 0, not {n!r}")
-    return n
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class LogPosition(NamedTuple):
     """How far a reader has consumed a log: the last record's end, seq and length."""
 
     end: int = 0
     seq: int = 0
     length: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A damaged region found while reading a log."""
-
-    offset: int
-    length: int
-    line: int | None
-    reason: str
 
 
 @dataclass(slots=True, eq=False)

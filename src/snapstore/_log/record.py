@@ -12,7 +12,6 @@ a fixed width, so a reader finds and checks it without parsing first.
 from __future__ import annotations
 
 import bisect
-import re
 import time
 import zlib
 from datetime import UTC, datetime
@@ -20,35 +19,23 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from snapstore._errors import InvalidInputError
-from snapstore._values import dumps, loads, unstorable
+from snapstore._values import loads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from snapstore._records import Entry
+
 FORMAT_VERSION = "0.1.0"
-DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
-MAX_KEY_LENGTH = 256
 
 _CRC_MARK = b',"crc":"'
 RECORD_START = b'{"seq":'
 _VERSION = FORMAT_VERSION.encode()
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A datetime or a dataclass would be converted silently (to a string, to a
-# dict) and read back as something else: refuse them instead.
-_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-# Entry and LogRecord are made for every append, so they are named tuples:
-# immutable like a frozen dataclass, built in a third of the time.
-class Entry(NamedTuple):
-    """What a caller asks to append: its JSON-encoded data and optional key."""
-
-    data_json: bytes
-    key: str | None
-
-
+# LogRecord is made for every append, so it is a named tuple: immutable like
+# a frozen dataclass, built in a third of the time.
 class LogRecord(NamedTuple):
     """A committed line of a log, parsed, with its place in the file."""
 
@@ -61,76 +48,6 @@ class LogRecord(NamedTuple):
 
     def timestamp(self) -> datetime:
         return datetime.fromisoformat(self.ts)
-
-
-def encode_data(data: object, max_bytes: int, *, root: str | None = "record") -> bytes:
-    """Serialize a record's payload, refusing anything that would not round-trip.
-
-    See ``_values`` for the rule of each kind of value; a refusal names the
-    value's place, under ``root`` (see ``_values.unstorable``). Called before
-    the record joins a group commit, and complete: a payload that passes
-    encodes into its line without error, so no bad record can fail the others
-    of a batch.
-    """
-    if not isinstance(data, dict):
-        if not _is_mapping(data):
-            raise InvalidInputError(
-                f"record data must be a mapping with string keys, not {type(data).__name__}"
-            )
-        data = dict(data)  # type: ignore[call-overload]
-    try:
-        encoded = _dumps(data)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        raise InvalidInputError(unstorable(data, _dumps, root)) from None
-    if len(encoded) > max_bytes:
-        raise InvalidInputError(
-            f"record data is {len(encoded)} bytes, over the maximum of {max_bytes} bytes "
-            "(raise max_record_bytes to store larger records)"
-        )
-    return encoded
-
-
-def canonical_json(data: dict[str, Any], root: str = "record") -> bytes:
-    """``data`` as it would be stored, keys sorted: the same content, the same bytes.
-
-    What "identical content" means for a retry: Python's ``==`` holds
-    ``1 == 1.0 == True`` and ``nan != nan``, so comparing dicts would take a
-    changed type for a retry, and a NaN read back for a change.
-    """
-    try:
-        return dumps(data, _DUMP_OPTIONS | orjson.OPT_SORT_KEYS)
-    except TypeError:
-        raise InvalidInputError(unstorable(data, _dumps, root)) from None
-
-
-def same_content(data: dict[str, Any], encoded: bytes) -> bool:
-    """Whether decoded ``data`` holds what ``encoded`` (an entry's data) holds."""
-    # The usual case first: data decoded from these very bytes encodes to them.
-    return _dumps(data) == encoded or canonical_json(data) == canonical_json(loads(encoded))
-
-
-def _dumps(value: object) -> bytes:
-    return dumps(value, _DUMP_OPTIONS)
-
-
-def validate_key(key: object) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
-    if _CONTROL.search(key):
-        raise InvalidInputError(f"key {key!r} contains a control character")
-    # Encoded here, not only when its line is written: that happens in a group
-    # commit, where an error would fail every other caller of the batch too.
-    try:
-        key.encode()
-    except UnicodeEncodeError:
-        raise InvalidInputError(
-            f"key {key!r} is not valid text: it holds a lone surrogate"
-        ) from None
-    return key
 
 
 def encode_line(seq: int, ts: str, entry: Entry) -> bytes:
@@ -232,9 +149,3 @@ def utc_from_iso(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     # snapstore writes UTC ("+00:00"), which fromisoformat already reads as UTC.
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-
-
-def _is_mapping(value: object) -> bool:
-    from collections.abc import Mapping  # noqa: PLC0415 - only on the slow path
-
-    return isinstance(value, Mapping)

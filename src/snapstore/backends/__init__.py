@@ -1,1 +1,48 @@
-"""Where snapshots and histories live: the backend protocols and their implementations."""
+"""Where snapshots and histories live: the backend protocols, and which backend a target names.
+
+``base`` holds the protocols; ``local`` (a directory of checked logs, the
+default) and ``memory`` implement them. A target is a path (the local
+backend), a ``memory://`` URL, or an object that opens handles itself
+(``base.StoreTarget`` / ``base.HistoryTarget``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from snapstore._errors import InvalidInputError
+from snapstore.backends import memory
+from snapstore.backends.base import HistoryTarget, StoreTarget
+from snapstore.backends.local.backend import LocalHistoryTarget, LocalStoreTarget
+
+# "scheme://": a URL, not a relative path (a path with "://" in it is given as
+# a pathlib.Path, which is always a path).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def store_target(target: object, *, read_only: bool) -> StoreTarget:
+    """What ``SnapshotStore(target)`` opens: anything but a URL or a target is a path."""
+    if isinstance(target, str) and _URL.match(target):
+        return memory.store_named(_memory_url(target, "store"), create=not read_only)
+    if isinstance(target, StoreTarget):
+        return target
+    return LocalStoreTarget(target)  # type: ignore[arg-type]  # its path is checked there
+
+
+def history_target(target: object, *, read_only: bool) -> HistoryTarget:
+    """What ``IterationHistory(target)`` opens: anything but a URL or a target is a path."""
+    if isinstance(target, str) and _URL.match(target):
+        return memory.history_named(_memory_url(target, "history"), create=not read_only)
+    if isinstance(target, HistoryTarget):
+        return target
+    return LocalHistoryTarget(target)  # type: ignore[arg-type]  # its path is checked there
+
+
+def _memory_url(url: str, what: str) -> str:
+    if not url.startswith(memory.SCHEME):
+        scheme = url.split("://", 1)[0]
+        raise InvalidInputError(
+            f"no {what} backend for {scheme}:// URLs; a {what} is a path or a memory:// URL "
+            "(give a path that looks like a URL as a pathlib.Path)"
+        )
+    return url

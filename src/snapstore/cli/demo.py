@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from snapstore._errors import InvalidInputError
 from snapstore._log.record import decode_line
+from snapstore._options import DEFAULT_LOCK_TIMEOUT
 from snapstore.backends.local.layout import HISTORY_DIR, MARKER, SNAPSHOT_LOG
-from snapstore.history import DEFAULT_LOCK_TIMEOUT, IterationHistory
+from snapstore.history import IterationHistory
 from snapstore.snapshot import NormalizedSnapshot
 from snapstore.store import SnapshotStore
 
@@ -249,7 +250,7 @@ def check_store(root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> li
                 history = store.history(f"{run_id}.{stage}")
                 records = list(history)
                 if [r.seq for r in records] != list(range(1, len(records) + 1)):
-                    problems.append(f"history {history.path.name} seqs have a gap or duplicate")
+                    problems.append(f"history {run_id}.{stage} seqs have a gap or duplicate")
                 if len({r.key for r in records}) != len(records):
-                    problems.append(f"history {history.path.name} holds a key twice")
+                    problems.append(f"history {run_id}.{stage} holds a key twice")
     return problems

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from snapstore._errors import LockTimeout, SnapstoreError
-from snapstore.history import DEFAULT_LOCK_TIMEOUT
+from snapstore._options import DEFAULT_LOCK_TIMEOUT
 
 DEFAULT_DEMO_DIR = "snapstore-demo"
 

@@ -1,4 +1,9 @@
-"""Test support through the I/O seam: fault injection and crash simulation."""
+"""Test support: fault injection and crash simulation through the I/O seam.
+
+The conformance suites every backend passes are in ``snapstore.testing.conformance``
+(with ``harnesses`` and the stateful ``machines``); they need pytest and
+Hypothesis (the ``testing`` extra), so they are not imported here.
+"""
 
 from snapstore.testing.crash import (
     CrashCheckError,

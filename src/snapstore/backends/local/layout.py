@@ -7,7 +7,11 @@ store's log for a history of its own.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from snapstore._errors import InvalidInputError
+from snapstore._names import fit_name
 
 MARKER = "SNAPSTORE"
 STORE_FORMAT = 1
@@ -33,3 +37,22 @@ def store_of_history(path: Path) -> Path | None:
     if real.parent.name == HISTORY_DIR and (root / MARKER).exists():
         return root
     return None
+
+
+def refuse_store_log(path: Path) -> None:
+    """Refuse a store's own snapshot or pin log as a history: it has the store's lock."""
+    store = store_of_log(path)
+    if store is not None:
+        raise InvalidInputError(
+            f"{path} is a log of the store {store}, written under the store's lock: "
+            f"open it with SnapshotStore({str(store)!r}) (or `snapstore verify {store}`)"
+        )
+
+
+def default_quarantine_dir(log: Path) -> Path:
+    """Where a standalone history's damaged bytes go: beside the file its path leads to.
+
+    A name too long for the suffix is shortened (see fit_name).
+    """
+    real = Path(os.path.realpath(log))
+    return real.with_name(fit_name(real.name, ".quarantine"))

@@ -30,12 +30,14 @@ from snapstore._errors import (
     storage_errors,
 )
 from snapstore._log import seam
-from snapstore._log.checked import LogPosition, check_flag, read_lines, refuse_foreign
+from snapstore._log.checked import LogPosition, read_lines, refuse_foreign
 from snapstore._log.lock import WriterLock, lock_file_of
 from snapstore._log.quarantine import quarantine
 from snapstore._log.record import LogRecord, decode_line, hidden_records
 from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
 from snapstore._names import group_key
+from snapstore._options import DEFAULT_LOCK_TIMEOUT, Options, check_flag
+from snapstore._report import CheckReport, Finding
 from snapstore.backends.local.checkpoint import (
     INDEX_JSON,
     INDEX_PARQUET,
@@ -49,60 +51,19 @@ from snapstore.backends.local.layout import (
     MARKER,
     QUARANTINE_DIR,
     SNAPSHOT_LOG,
+    default_quarantine_dir,
+    refuse_store_log,
     store_of_history,
 )
 from snapstore.backends.local.snapshot_index import IndexRow, SnapshotIndex
-from snapstore.backends.local.store import (
-    LocalBackend,
-    index_snapshot,
-    marker_problem,
-    snapshot_problem,
-)
-from snapstore.history import DEFAULT_LOCK_TIMEOUT, default_quarantine_dir, refuse_store_log
+from snapstore.backends.local.store import LocalStore, index_snapshot, marker_problem
+from snapstore.snapshot import payload_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from snapstore._log.seam import FileSystem
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: where it is and what it is."""
-
-    path: Path
-    message: str
-    offset: int | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = str(self.path)
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.offset is not None:
-            where += f" (byte {self.offset})"
-        return f"{where}: {self.message}"
-
-
-@dataclass(slots=True)
-class CheckReport:
-    """What verify found, or what repair did (or would do, with ``dry_run``)."""
-
-    findings: list[Finding] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    records: int = 0
-    files: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def merge(self, other: CheckReport) -> None:
-        self.findings.extend(other.findings)
-        self.actions.extend(other.actions)
-        self.records += other.records
-        self.files += other.files
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +405,7 @@ class _Replay:
         self.index = SnapshotIndex()
 
     def snapshot(self, record: LogRecord) -> str | None:
-        problem = snapshot_problem(record.data)
+        problem = payload_problem(record.data)
         if problem is None:
             index_snapshot(self.index, record)
         return problem
@@ -515,13 +476,8 @@ def _rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str
     if stale:
         fs.sync_dir(root)
     try:
-        backend = LocalBackend(
-            root,
-            durability="fsync",
-            lock_timeout=lock_timeout,
-            max_record_bytes=1,
-            checkpoint_every=1,
-            use_checkpoint=False,
+        backend = LocalStore(
+            root, Options(lock_timeout=lock_timeout), checkpoint_every=1, use_checkpoint=False
         )
     except DurabilityError as exc:
         # The handle that failed its sync is this one, already gone: the

@@ -18,8 +18,6 @@ import errno
 import os
 import threading
 import warnings
-import weakref
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,13 +34,14 @@ from snapstore._errors import (
     storage_errors,
 )
 from snapstore._log import seam
-from snapstore._log.checked import CheckedLog, Durability, LogPosition
+from snapstore._log.checked import CheckedLog, LogPosition
 from snapstore._log.fstype import check_filesystem
 from snapstore._log.lock import WriterLock, refuse_second_name
-from snapstore._log.record import Entry, LogRecord, encode_data, same_content, utc_from_iso
+from snapstore._log.record import LogRecord, utc_from_iso
 from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT
-from snapstore._names import check_stage, check_text, group_key
-from snapstore._values import loads
+from snapstore._names import group_key
+from snapstore._records import Entry
+from snapstore._values import loads, same_content
 from snapstore.backends.local.checkpoint import (
     INDEX_PARQUET,
     IndexImage,
@@ -59,15 +58,14 @@ from snapstore.backends.local.layout import (
     STORE_FORMAT,
 )
 from snapstore.backends.local.snapshot_index import SnapshotIndex
-from snapstore.history import IterationHistory, open_store_history
-from snapstore.snapshot import NormalizedSnapshot, from_fresh_dicts
+from snapstore.snapshot import stored_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-# How many of its most recently used histories a store keeps open (two
-# descriptors each) when nobody else holds them.
-RECENT_HISTORIES = 32
+    from snapstore._options import Options
+    from snapstore.snapshot import NormalizedSnapshot
+
 # Files a store may hold before its marker exists (a creation that crashed).
 _PRE_MARKER = {LOCK_FILE}
 REPLAY_BELOW_BYTES = 1 << 20
@@ -79,40 +77,38 @@ class NotAStoreError(SnapstoreError, FileExistsError):
     """The directory holds files but is not a snapstore store."""
 
 
-class LocalBackend:
+class LocalStore:
+    """One open handle on a store directory: its two logs, their index and its checkpoint.
+
+    The reads answer from the in-memory index, brought up to date with the
+    logs first (a stat when nothing changed). Verification, repair and the
+    store's histories are added by ``backend.LocalSnapshotBackend``, which
+    sits above the checks that themselves open a ``LocalStore``.
+    """
+
     def __init__(
         self,
         root: Path,
+        options: Options,
         *,
-        durability: Durability,
-        lock_timeout: float,
-        max_record_bytes: int,
         checkpoint_every: int,
         strict: bool = False,
         use_checkpoint: bool = True,
-        read_only: bool = False,
     ) -> None:
+        self.location = str(root)
+        self.path = root
         # The directory the path leads to, resolved once: the handle's lock,
         # logs, quarantine and histories stay in that one store even if a
         # symlink on the way is later pointed elsewhere (its lock would no
         # longer guard the logs it reached).
         self.root = Path(os.path.realpath(root))
-        self._durability = durability
-        self._lock_timeout = lock_timeout
-        self._max_record_bytes = max_record_bytes
+        self.options = options
         self._checkpoint_every = checkpoint_every
         self._strict = strict
-        self._read_only = read_only
+        read_only = options.read_only
         self._fs = seam.current()
         self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
-        # The histories handed out: the most recently used few kept open here,
-        # any other one open while its caller still holds it (see history()).
-        self._histories_lock = threading.Lock()
-        self._recent_histories: OrderedDict[str, IterationHistory] = OrderedDict()
-        self._histories: weakref.WeakValueDictionary[str, IterationHistory] = (
-            weakref.WeakValueDictionary()
-        )
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
         with (
@@ -131,7 +127,7 @@ class LocalBackend:
             # The caller gets no handle to close if opening fails: release what
             # was opened so far (a log that fails to open closes its own file).
             self._lock = WriterLock(
-                self.root / LOCK_FILE, self._fs, lock_timeout, create=not read_only
+                self.root / LOCK_FILE, self._fs, options.lock_timeout, create=not read_only
             )
             opened.callback(_close_quietly, self._lock)
             if not read_only:
@@ -231,13 +227,13 @@ class LocalBackend:
             fs=self._fs,
             lock=self._lock,
             quarantine_dir=self.root / QUARANTINE_DIR,
-            durability=self._durability,
+            durability=self.options.durability,
             on_record=on_record,
             on_reset=on_reset,
             resolve=self._same_as_latest if name == SNAPSHOT_LOG else None,
             start=start,
             mark_slot=SNAPSHOT_SLOT if name == SNAPSHOT_LOG else BASELINE_SLOT,
-            read_only=self._read_only,
+            read_only=self.options.read_only,
         )
 
     # -- the index, fed by the logs ---------------------------------------------
@@ -289,46 +285,41 @@ class LocalBackend:
             latest = read(*place)
         return latest if same_content(latest.data, entry.data_json) else None
 
-    # -- Backend -------------------------------------------------------------
+    # -- the store: SnapshotBackend, less what backend.py adds ------------------
+    #
+    # Each answer takes in what other handles committed first. Reads of
+    # snapshots need only the snapshot log: no stat of the pin log on their
+    # hot path. Each lookup takes the index lock once, for the seq and its
+    # place together.
 
-    def save(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
-        entry = self._entry(snap)
+    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:  # noqa: ARG002 - the payload holds all a line needs
         self._check_writable()
-        (record,) = self._snapshots.append([entry])
+        (record,) = self._snapshots.append([Entry(payload, None)])
         self._maybe_checkpoint()
         return _snapshot_from(record)
 
-    def _entry(self, snap: NormalizedSnapshot) -> Entry:
-        """The log entry that saves ``snap`` (checked and encoded, not yet written)."""
-        # The mappings are read-only views: orjson encodes dicts.
-        payload = {
-            "run_id": snap.run_id,
-            "stage": snap.stage,
-            "comparison_key": snap.comparison_key,
-            "metrics": dict(snap.metrics),
-            "config": dict(snap.config),
-            "data": dict(snap.data),
-        }
-        return Entry(encode_data(payload, self._max_record_bytes, root=None), None)
-
-    # Each lookup takes the index lock once, for the seq and its place together.
-
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
+        self._snapshots.refresh()
         with self._index_lock:
             place = self._index.place(self._index.latest_seq(run_id, stage))
         return self._read(place)
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
-        with self._index_lock:
-            place = self._index.place(seq)
-        return self._read(place)
+        # Refreshed on a miss only: the snapshot a seq names never changes.
+        found = self._stored(seq)
+        if found is None:
+            self._snapshots.refresh()
+            found = self._stored(seq)
+        return found
 
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
+        self._snapshots.refresh()
         with self._index_lock:
             seqs = self._index.versions(run_id, stage)
         return self._read_all(seqs)
 
     def snapshots(self, run_id: str | None, stage: str | None) -> Iterator[NormalizedSnapshot]:
+        self._snapshots.refresh()
         if run_id is None and stage is None:
             end = self._snapshots.position.end
             return (_snapshot_from(record) for record in self._snapshots.scan(end))
@@ -337,21 +328,26 @@ class LocalBackend:
         return iter(self._read_all(seqs))
 
     def count(self) -> int:
+        self._snapshots.refresh()
         return self._index.count
 
     def previous_comparable(
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> NormalizedSnapshot | None:
+        self._snapshots.refresh()
         with self._index_lock:
             seq = self._index.previous_comparable(stage, comparison_key, run_id, below)
             place = self._index.place(seq)
         return self._read(place)
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
-        seq = self._baselines.get(group_key(stage, comparison_key))
-        return None if seq is None else self.get_by_seq(seq)
+        # Another handle may have pinned (or re-pinned) the group since we last looked.
+        self.refresh()
+        return self._pinned(stage, comparison_key)
 
-    def establish_baseline(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+    def establish_baseline(
+        self, snap: NormalizedSnapshot, payload: bytes | None
+    ) -> NormalizedSnapshot:
         assert snap.comparison_key is not None
         self._check_writable()
         # Decided under the writer lock, after reading every pin committed so
@@ -359,10 +355,10 @@ class LocalBackend:
         with self._lock.threads, self._lock.processes:
             self._baseline_log.catch_up_locked()
             self._snapshots.catch_up_locked()
-            existing = self.baseline(snap.stage, snap.comparison_key)
+            existing = self._pinned(snap.stage, snap.comparison_key)
             if existing is not None:
                 return existing
-            saved = snap if snap.saved else self.save(snap)
+            saved = snap if payload is None else self.save(snap, payload)
             self._append_pin(saved, "established")
             return saved
 
@@ -373,7 +369,7 @@ class LocalBackend:
             self._append_pin(snap, "set")
 
     def _append_pin(self, snap: NormalizedSnapshot, action: str) -> None:
-        stored = self.get_by_seq(snap.snapshot_seq) if snap.snapshot_seq is not None else None
+        stored = self._stored(snap.snapshot_seq) if snap.snapshot_seq is not None else None
         if stored is None or (stored.run_id, stored.stage) != (snap.run_id, snap.stage):
             raise InvalidInputError(
                 f"snapshot {snap.run_id}:{snap.stage} seq {snap.snapshot_seq} is not stored "
@@ -387,37 +383,19 @@ class LocalBackend:
         }
         self._baseline_log.append([Entry(orjson.dumps(pin), None)])
 
-    def history(self, name: str) -> IterationHistory:
-        # Each open history holds two descriptors (its file and its lock), so
-        # a store with thousands of histories cannot keep them all open: it
-        # keeps the most recently used ones, and one that drops out of them
-        # is closed once its caller lets go of it too (at once: a history
-        # handle holds no reference cycle). A handle that is still held stays
-        # the one handed out, so one process writes a history through one
-        # handle and one group commit.
-        with self._histories_lock:
-            history = self._histories.get(name)
-            if history is None or history.closed:
-                history = open_store_history(
-                    self.root / HISTORY_DIR / f"{name}.jsonl",
-                    durability=self._durability,
-                    lock_timeout=self._lock_timeout,
-                    max_record_bytes=self._max_record_bytes,
-                    strict=self._strict,
-                    quarantine_dir=self.root / QUARANTINE_DIR,
-                    read_only=self._read_only,
-                )
-                self._histories[name] = history
-            self._recent_histories[name] = history
-            self._recent_histories.move_to_end(name)
-            if len(self._recent_histories) > RECENT_HISTORIES:
-                self._recent_histories.popitem(last=False)
-        return history
+    def _pinned(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
+        seq = self._baselines.get(group_key(stage, comparison_key))
+        return None if seq is None else self._stored(seq)
 
-    def refresh(self, *, pins: bool = True) -> None:
+    def _stored(self, seq: int) -> NormalizedSnapshot | None:
+        """The snapshot ``seq`` as this handle's index holds it (no look at the log)."""
+        with self._index_lock:
+            place = self._index.place(seq)
+        return self._read(place)
+
+    def refresh(self) -> None:
         self._snapshots.refresh()
-        if pins:
-            self._baseline_log.refresh()
+        self._baseline_log.refresh()
 
     def checkpoint(self) -> None:
         self._check_writable()
@@ -435,9 +413,7 @@ class LocalBackend:
             closing.callback(self._lock.close)
             closing.callback(self._baseline_log.close)
             closing.callback(self._snapshots.close)
-            for history in list(self._histories.values()):
-                closing.callback(history.close)
-            if not finish or self._read_only:
+            if not finish or self.options.read_only:
                 return
             if self._snapshots.last_seq != self._checkpointed and not self._failed():
                 # Not checkpoint(): a handle that is closing does not read a
@@ -508,7 +484,7 @@ class LocalBackend:
         return _snapshot(line["seq"], line["ts"], line["data"])
 
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
-        snaps = [self.get_by_seq(seq) for seq in seqs]
+        snaps = [self._stored(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
 
 
@@ -577,20 +553,6 @@ def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
     )
 
 
-def snapshot_problem(data: dict[str, Any]) -> str | None:
-    """Why a valid log line is still not a snapshot record, or None if it is one."""
-    try:
-        check_text("run_id", data.get("run_id"))
-        check_stage(data.get("stage"))
-        check_text("comparison_key", data.get("comparison_key"))
-    except InvalidInputError as exc:
-        return str(exc)
-    missing = [
-        name for name in ("metrics", "config", "data") if not isinstance(data.get(name), dict)
-    ]
-    return f"snapshot record lacks {', '.join(missing)}" if missing else None
-
-
 def _close_quietly(opened: WriterLock | CheckedLog) -> None:
     # Releasing after a failure: the first error is the one to report.
     with contextlib.suppress(OSError):
@@ -602,15 +564,5 @@ def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
     return _snapshot(record.seq, record.ts, record.data)
 
 
-def _snapshot(seq: int, ts: str, data: dict[str, Any]) -> NormalizedSnapshot:
-    """The snapshot saved as ``seq``, from its line's fields; ``data``'s dicts become its own."""
-    return from_fresh_dicts(
-        data["run_id"],
-        data["stage"],
-        data["metrics"],
-        data["config"],
-        data["data"],
-        data["comparison_key"],
-        utc_from_iso(ts),
-        seq,
-    )
+def _snapshot(seq: int, ts: str, payload: dict[str, Any]) -> NormalizedSnapshot:
+    return stored_snapshot(seq, utc_from_iso(ts), payload)

@@ -1,0 +1,103 @@
+"""The local directory backend as the public classes see it: targets and the store handle.
+
+Above the checks (``repair``): a store handle verifies and repairs its
+directory with them, and they open a bare ``LocalStore`` of their own to
+rebuild the indices.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from snapstore._names import check_fs_path
+from snapstore._options import check_flag, check_positive
+from snapstore.backends.local.history import LocalHistory
+from snapstore.backends.local.layout import HISTORY_DIR, QUARANTINE_DIR
+from snapstore.backends.local.repair import check_store
+from snapstore.backends.local.store import LocalStore
+
+if TYPE_CHECKING:
+    import os
+
+    from snapstore._options import Options
+    from snapstore._report import CheckReport
+
+DEFAULT_CHECKPOINT_EVERY = 10_000
+
+
+class LocalSnapshotBackend(LocalStore):
+    """A store directory: ``LocalStore``, its checks, and its histories under ``history/``."""
+
+    def open_history(self, name: str) -> LocalHistory:
+        return LocalHistory(
+            self.root / HISTORY_DIR / f"{name}.jsonl",
+            self.options,
+            strict=self._strict,
+            quarantine_dir=self.root / QUARANTINE_DIR,
+        )
+
+    def verify(self) -> CheckReport:
+        return check_store(self.root, lock_timeout=self.options.lock_timeout)
+
+    def repair(self, *, dry_run: bool) -> CheckReport:
+        report = check_store(
+            self.root, repair=True, dry_run=dry_run, lock_timeout=self.options.lock_timeout
+        )
+        self.refresh()
+        return report
+
+
+class LocalStoreTarget:
+    """A store directory, named by its path: ``SnapshotStore(path)``.
+
+    Its own options: ``checkpoint_every`` (the derived indices are written
+    every that many saves, and on close) and ``strict`` (refuse a file system
+    whose locks or syncs cannot be trusted, instead of warning).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_fs_path("store path", path)
+
+    def open_store(
+        self,
+        options: Options,
+        *,
+        checkpoint_every: object = DEFAULT_CHECKPOINT_EVERY,
+        strict: object = False,
+    ) -> LocalSnapshotBackend:
+        return LocalSnapshotBackend(
+            self.path,
+            options,
+            checkpoint_every=check_positive("checkpoint_every", checkpoint_every),
+            strict=check_flag("strict", strict),
+        )
+
+
+class LocalHistoryTarget:
+    """A history file, named by its path (``.jsonl``): ``IterationHistory(path)``.
+
+    Its own options: ``tolerant`` (skip damaged lines instead of raising),
+    ``strict`` (as for a store) and ``quarantine_dir`` (where repair and
+    recovery move damaged bytes; beside the file by default).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_fs_path("history path", path)
+
+    def open_history(
+        self,
+        options: Options,
+        *,
+        tolerant: object = False,
+        strict: object = False,
+        quarantine_dir: str | os.PathLike[str] | None = None,
+    ) -> LocalHistory:
+        return LocalHistory(
+            self.path,
+            options,
+            tolerant=check_flag("tolerant", tolerant),
+            strict=check_flag("strict", strict),
+            quarantine_dir=(
+                None if quarantine_dir is None else check_fs_path("quarantine_dir", quarantine_dir)
+            ),
+        )
