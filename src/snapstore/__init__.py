@@ -5,21 +5,22 @@ from snapstore._errors import (
     ClosedError,
     CorruptionError,
     DurabilityError,
+    FilesystemWarning,
     InheritedHandleError,
     InvalidInputError,
     KeyConflictError,
     LockTimeout,
     NotAHistoryError,
+    NotAStoreError,
     NotFoundError,
     ReadOnlyError,
     SnapstoreError,
     StorageError,
+    UnsupportedFilesystemError,
 )
 from snapstore._log.checked import Problem
-from snapstore._log.fstype import FilesystemWarning, UnsupportedFilesystemError
 from snapstore._log.record import FORMAT_VERSION
 from snapstore.backends.local.repair import CheckReport, Finding
-from snapstore.backends.local.store import NotAStoreError
 from snapstore.history import HistoryRecord, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict
 from snapstore.store import SnapshotStore
