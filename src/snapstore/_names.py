@@ -28,14 +28,18 @@ _HISTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_text(what: str, value: object) -> str:
-    """A free-form identifier: non-empty, printable, at most MAX_NAME_LENGTH characters."""
+def check_text(what: str, value: object, *, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A free-form identifier: non-empty, printable, at most ``max_length`` characters.
+
+    Names are held to MAX_NAME_LENGTH because some become file names; text
+    that never does (a record's key) has a documented limit of its own.
+    """
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
     if not value:
         raise InvalidInputError(f"{what} must not be empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"{what} is {len(value)} characters, over {MAX_NAME_LENGTH}")
+    if len(value) > max_length:
+        raise InvalidInputError(f"{what} is {len(value)} characters, over {max_length}")
     if _CONTROL.search(value):
         raise InvalidInputError(f"{what} {value!r} contains a control character")
     return value

@@ -12,7 +12,6 @@ a fixed width, so a reader finds and checks it without parsing first.
 from __future__ import annotations
 
 import bisect
-import re
 import time
 import zlib
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from snapstore._errors import InvalidInputError
+from snapstore._names import check_text
 from snapstore._values import dumps, loads, unstorable
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ _CRC_MARK = b',"crc":"'
 RECORD_START = b'{"seq":'
 _VERSION = FORMAT_VERSION.encode()
 _TRAILER_LEN = len(_CRC_MARK) + 8 + 2  # ,"crc":"  + 8 hex digits + "}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A datetime or a dataclass would be converted silently (to a string, to a
 # dict) and read back as something else: refuse them instead.
 _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -116,21 +115,18 @@ def _dumps(value: object) -> bytes:
 def validate_key(key: object) -> str | None:
     if key is None:
         return None
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
-    if _CONTROL.search(key):
-        raise InvalidInputError(f"key {key!r} contains a control character")
+    text = check_text("key", key, max_length=MAX_KEY_LENGTH)
     # Encoded here, not only when its line is written: that happens in a group
     # commit, where an error would fail every other caller of the batch too.
+    # (A name needs no such check: it is either looked up, or stored in a
+    # record's data, which encode_data checks whole.)
     try:
-        key.encode()
+        text.encode()
     except UnicodeEncodeError:
         raise InvalidInputError(
-            f"key {key!r} is not valid text: it holds a lone surrogate"
+            f"key {text!r} is not valid text: it holds a lone surrogate"
         ) from None
-    return key
+    return text
 
 
 def encode_line(seq: int, ts: str, entry: Entry) -> bytes:
