@@ -5,21 +5,22 @@ from snapstore._errors import (
     ClosedError,
     CorruptionError,
     DurabilityError,
+    FilesystemWarning,
     InheritedHandleError,
     InvalidInputError,
     KeyConflictError,
     LockTimeout,
     NotAHistoryError,
+    NotAStoreError,
     NotFoundError,
     ReadOnlyError,
     SnapstoreError,
     StorageError,
+    UnsupportedFilesystemError,
 )
-from snapstore._log.fstype import FilesystemWarning, UnsupportedFilesystemError
 from snapstore._log.record import FORMAT_VERSION
 from snapstore._options import Durability
 from snapstore._report import CheckReport, Finding, Problem
-from snapstore.backends.local.store import NotAStoreError
 from snapstore.history import HistoryRecord, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict
 from snapstore.store import SnapshotStore

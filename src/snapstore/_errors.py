@@ -1,14 +1,22 @@
-"""The exception hierarchy: one base, each error also the builtin it resembles."""
+"""The exception hierarchy: one base, each error also the builtin it resembles.
+
+Every error pickles as itself: a process pool's parent unpickles the errors
+its workers raise. Pickle rebuilds an exception as ``type(*self.args)`` plus
+its ``__dict__``, so an error whose constructor takes other arguments than its
+message says how to rebuild it (``__reduce__``, as OSError does); otherwise
+unpickling fails with a TypeError, and the pool breaks instead of reporting it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
     from types import TracebackType
 
@@ -32,6 +40,9 @@ class KeyConflictError(InvalidInputError):
         super().__init__(message)
         self.stored = stored
 
+    def __reduce__(self) -> tuple[type[KeyConflictError], tuple[object, object], dict[str, Any]]:
+        return type(self), (self.args[0], self.stored), self.__dict__
+
 
 class NotFoundError(SnapstoreError, KeyError):
     """A record or snapshot that was asked for by its identity does not exist."""
@@ -52,10 +63,10 @@ class LockTimeout(SnapstoreError, TimeoutError):
         self.path = path
         self.timeout = timeout
 
-    def __reduce__(self) -> tuple[type[LockTimeout], tuple[Path, float]]:
-        # Rebuilt from its fields, not its message: a worker process's timeout
-        # reaches the process that waits for the worker's result.
-        return type(self), (self.path, self.timeout)
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[Path, float], dict[str, Any]]:
+        # Rebuilt from its fields, not its message; the __dict__ brings back
+        # what was added after (notes).
+        return type(self), (self.path, self.timeout), self.__dict__
 
 
 class CorruptionError(SnapstoreError, ValueError):
@@ -78,10 +89,23 @@ class CorruptionError(SnapstoreError, ValueError):
         self.offset = offset
         self.line = line
         self.reason = reason
+        self.repairable = repairable
+
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., CorruptionError], tuple[Path, int, int | None, str], dict[str, Any]]:
+        # A partial carries the keyword-only argument; the message (with or
+        # without the advice to repair) is made again from the fields.
+        rebuild = functools.partial(type(self), repairable=self.repairable)
+        return rebuild, (self.path, self.offset, self.line, self.reason), self.__dict__
 
 
 class NotAHistoryError(SnapstoreError, FileExistsError):
     """The file holds bytes snapstore did not write; nothing was changed or created."""
+
+
+class NotAStoreError(SnapstoreError, FileExistsError):
+    """The directory holds files but is not a snapstore store."""
 
 
 class StorageError(SnapstoreError, OSError):
@@ -95,6 +119,10 @@ class DurabilityError(StorageError):
     could report success for data that is not on disk. The records of the failed
     call may or may not have been stored: retry with a ``key`` for exactly-once.
     """
+
+
+class UnsupportedFilesystemError(SnapstoreError, OSError):
+    """``strict=True`` and the path is on a network or FUSE file system."""
 
 
 class ClosedError(SnapstoreError, ValueError):
@@ -119,6 +147,10 @@ class CheckpointWarning(UserWarning):
     again later (and at ``close()``); until then opening the store replays more
     of the log.
     """
+
+
+class FilesystemWarning(UserWarning):
+    """The store or history lives on a file system where locking or fsync is unreliable."""
 
 
 class storage_errors:  # noqa: N801 - reads as the function-style context manager it is

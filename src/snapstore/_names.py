@@ -29,14 +29,18 @@ _HISTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_text(what: str, value: object) -> str:
-    """A free-form identifier: non-empty, printable, at most MAX_NAME_LENGTH characters."""
+def check_text(what: str, value: object, *, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A free-form identifier: non-empty, printable, at most ``max_length`` characters.
+
+    Names are held to MAX_NAME_LENGTH because some become file names; text
+    that never does (a record's key) has a documented limit of its own.
+    """
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
     if not value:
         raise InvalidInputError(f"{what} must not be empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"{what} is {len(value)} characters, over {MAX_NAME_LENGTH}")
+    if len(value) > max_length:
+        raise InvalidInputError(f"{what} is {len(value)} characters, over {max_length}")
     if _CONTROL.search(value):
         raise InvalidInputError(f"{what} {value!r} contains a control character")
     return value
@@ -138,20 +142,18 @@ def split_group_key(key: str) -> tuple[str, str]:
 
 
 def validate_key(key: object) -> str | None:
+    """A record's key (None: no key): text as a name is, up to MAX_KEY_LENGTH characters."""
     if key is None:
         return None
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(f"key is {len(key)} characters, over {MAX_KEY_LENGTH}")
-    if _CONTROL.search(key):
-        raise InvalidInputError(f"key {key!r} contains a control character")
+    text = check_text("key", key, max_length=MAX_KEY_LENGTH)
     # Encoded here, not only when its line is written: that happens in a group
     # commit, where an error would fail every other caller of the batch too.
+    # (A name needs no such check: it is either looked up, or stored in a
+    # record's data, which encode_data checks whole.)
     try:
-        key.encode()
+        text.encode()
     except UnicodeEncodeError:
         raise InvalidInputError(
-            f"key {key!r} is not valid text: it holds a lone surrogate"
+            f"key {text!r} is not valid text: it holds a lone surrogate"
         ) from None
-    return key
+    return text

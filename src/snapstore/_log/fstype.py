@@ -16,7 +16,7 @@ import os
 import warnings
 from pathlib import Path
 
-from snapstore._errors import SnapstoreError
+from snapstore._errors import FilesystemWarning, UnsupportedFilesystemError
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 NETWORK_TYPES = frozenset(
@@ -42,14 +42,6 @@ NETWORK_TYPES = frozenset(
         "sshfs",
     }
 )
-
-
-class FilesystemWarning(UserWarning):
-    """The store or history lives on a file system where locking or fsync is unreliable."""
-
-
-class UnsupportedFilesystemError(SnapstoreError, OSError):
-    """``strict=True`` and the path is on a network or FUSE file system."""
 
 
 def mount_type(path: Path, mountinfo: str) -> str | None:

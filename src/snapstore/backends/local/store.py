@@ -28,7 +28,7 @@ from snapstore._errors import (
     CheckpointWarning,
     CorruptionError,
     InvalidInputError,
-    SnapstoreError,
+    NotAStoreError,
     StorageError,
     read_only_hint,
     storage_errors,
@@ -71,10 +71,6 @@ _PRE_MARKER = {LOCK_FILE}
 REPLAY_BELOW_BYTES = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-class NotAStoreError(SnapstoreError, FileExistsError):
-    """The directory holds files but is not a snapstore store."""
 
 
 class LocalStore:
