@@ -29,11 +29,13 @@ from damage import (
 from helpers import check_line
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore._log.seam import _HOST_TAG, _IN_CREATION, installed
-from snapstore.backends.local.repair import CheckReport, check_path
+from snapstore.backends.local.repair import check_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from snapstore._report import CheckReport
 
 LOG = "snapshots.jsonl"
 PINS = "baselines.jsonl"

@@ -15,10 +15,9 @@ from snapstore._errors import (
     SnapstoreError,
     StorageError,
 )
-from snapstore._log.checked import Problem
 from snapstore._log.fstype import FilesystemWarning, UnsupportedFilesystemError
 from snapstore._log.record import FORMAT_VERSION
-from snapstore.backends.local.repair import CheckReport, Finding
+from snapstore._report import CheckReport, Finding, Problem
 from snapstore.backends.local.store import NotAStoreError
 from snapstore.history import HistoryRecord, IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict

@@ -27,7 +27,6 @@ from snapstore._log import seam
 from snapstore._log.checked import (
     CheckedLog,
     Durability,
-    Problem,
     check_count,
     check_seq,
     check_write_options,
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
-    from snapstore.backends.local.repair import CheckReport
+    from snapstore._report import CheckReport, Problem
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 # Records written (and synced) at once by import_jsonl.
@@ -323,13 +322,13 @@ class IterationHistory:
 
     def verify(self) -> CheckReport:
         """Check every line: checksum, seq order, unique keys. Changes nothing."""
-        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - repair imports this module
 
         return check_history(self._real, quarantine_dir=self._quarantine_dir)
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
-        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - _repair imports this module
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - repair imports this module
 
         self._log.check_not_read_only()
         report = check_history(

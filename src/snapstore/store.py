@@ -11,7 +11,7 @@ from snapstore._errors import ClosedError, InvalidInputError, NotFoundError, Rea
 from snapstore._log.checked import Durability, check_seq, check_write_options
 from snapstore._log.record import DEFAULT_MAX_RECORD_BYTES, canonical_json
 from snapstore._names import check_fs_path, check_history_name, check_stage, check_text
-from snapstore.backends.local.repair import CheckReport, check_store
+from snapstore.backends.local.repair import check_store
 from snapstore.backends.local.store import LocalBackend
 from snapstore.history import DEFAULT_LOCK_TIMEOUT
 from snapstore.snapshot import NormalizedSnapshot
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from snapstore._report import CheckReport
     from snapstore.backends.base import Backend
     from snapstore.history import IterationHistory
 

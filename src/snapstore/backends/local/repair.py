@@ -33,9 +33,10 @@ from snapstore._log import seam
 from snapstore._log.checked import LogPosition, check_flag, read_lines, refuse_foreign
 from snapstore._log.lock import WriterLock, lock_file_of
 from snapstore._log.quarantine import quarantine
-from snapstore._log.record import LogRecord, decode_line, hidden_records
+from snapstore._log.record import LogRecord, decode_record, hidden_records
 from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT, SyncedMark
 from snapstore._names import group_key
+from snapstore._report import CheckReport, Finding, Problem
 from snapstore.backends.local.checkpoint import (
     INDEX_JSON,
     INDEX_PARQUET,
@@ -67,50 +68,8 @@ if TYPE_CHECKING:
     from snapstore._log.seam import FileSystem
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: where it is and what it is."""
-
-    path: Path
-    message: str
-    offset: int | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = str(self.path)
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.offset is not None:
-            where += f" (byte {self.offset})"
-        return f"{where}: {self.message}"
-
-
-@dataclass(slots=True)
-class CheckReport:
-    """What verify found, or what repair did (or would do, with ``dry_run``)."""
-
-    findings: list[Finding] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    records: int = 0
-    files: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def merge(self, other: CheckReport) -> None:
-        self.findings.extend(other.findings)
-        self.actions.extend(other.actions)
-        self.records += other.records
-        self.files += other.files
-
-
-@dataclass(frozen=True, slots=True)
-class _Damage:
-    offset: int
-    data: bytes
-    line: int
-    reason: str
+# Damage as found: where it is and why, and its bytes (for the quarantine copy).
+_Damaged = tuple[Problem, bytes]
 
 
 @dataclass(slots=True)
@@ -118,7 +77,7 @@ class _LogScan:
     path: Path
     size: int
     good: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, line with newline)
-    damage: list[_Damage] = field(default_factory=list)
+    damage: list[_Damaged] = field(default_factory=list)  # one per damaged region
 
     def only_tail_damage(self) -> bool:
         """Whether cutting the file at its damage removes nothing but damage.
@@ -128,9 +87,9 @@ class _LogScan:
         """
         if len(self.damage) != 1:
             return False
-        damage = self.damage[0]
+        damage, _ = self.damage[0]
         salvaged = bool(self.good) and self.good[-1][0] >= damage.offset
-        return damage.offset + len(damage.data) == self.size and not salvaged
+        return damage.offset + damage.length == self.size and not salvaged
 
 
 # -- scanning one log ------------------------------------------------------------
@@ -148,10 +107,10 @@ def _scan_log(
     fd = fs.open_read(path)
     try:
         last_seq = 0
-        region: list[_BadLine] = []  # consecutive bad lines
+        region: list[_Damaged] = []  # consecutive bad lines
         for line_no, (offset, line, complete) in enumerate(read_lines(fs, fd, 0, size), 1):
             raw = line + b"\n" if complete else line
-            record = _decode(line, offset, len(raw)) if complete else None
+            record = decode_record(line, offset) if complete else None
             if record is not None and region:
                 # Records salvaged from the damage come before this one: take
                 # them first, so that seqs stay in order and on_record sees
@@ -164,20 +123,12 @@ def _scan_log(
                 scan.good.append((offset, raw))
                 last_seq = record.seq
             else:
-                region.append(_BadLine(offset, raw, line_no, problem))
+                region.append((Problem(offset, len(raw), line_no, problem), raw))
         if region:
             _settle(scan, region, last_seq, on_record)
     finally:
         fs.close(fd)
     return scan
-
-
-@dataclass(frozen=True, slots=True)
-class _BadLine:
-    offset: int
-    raw: bytes
-    line: int
-    reason: str
 
 
 def _problem(
@@ -193,37 +144,31 @@ def _problem(
 
 def _settle(
     scan: _LogScan,
-    region: list[_BadLine],
+    region: list[_Damaged],
     last_seq: int,
     on_record: Callable[[LogRecord], str | None],
 ) -> int:
     """Record a damaged region, recovering any whole records hidden inside it."""
-    start = region[0].offset
-    data = b"".join(bad.raw for bad in region)
+    first, _ = region[0]
+    start = first.offset
+    data = b"".join(raw for _, raw in region)
     if start + len(data) == scan.size and not data.endswith(b"\n") and len(region) == 1:
         reason = "torn tail: an incomplete last record, left by an interrupted append"
     else:
         more = f" (and {len(region) - 1} more damaged lines)" if len(region) > 1 else ""
-        reason = region[0].reason + more
-    scan.damage.append(_Damage(start, data, region[0].line, reason))
+        reason = first.reason + more
+    scan.damage.append((Problem(start, len(data), first.line, reason), data))
     for position, line in hidden_records(data):
         offset = start + position
-        record = _decode(line, offset, len(line) + 1)
+        record = decode_record(line, offset)
         if record is not None and _problem(record, last_seq, on_record) is None:
             scan.good.append((offset, line + b"\n"))
             last_seq = record.seq
     return last_seq
 
 
-def _decode(line: bytes, offset: int, length: int) -> LogRecord | None:
-    obj = decode_line(line)
-    if obj is None:
-        return None
-    return LogRecord(obj["seq"], obj["ts"], obj.get("key"), obj["data"], offset, length)
-
-
 def _findings(scan: _LogScan) -> list[Finding]:
-    return [Finding(scan.path, d.reason, d.offset, d.line) for d in scan.damage]
+    return [Finding(scan.path, p.reason, p.offset, p.line) for p, _ in scan.damage]
 
 
 @contextlib.contextmanager
@@ -292,27 +237,27 @@ def _repair_log(fs: FileSystem, scan: _LogScan, repairing: _Repairing) -> list[s
     quarantine_dir, mark = repairing.quarantine_dir, repairing.mark
     if repairing.dry_run:
         return [
-            f"would move {len(d.data)} bytes at {scan.path} byte {d.offset} to quarantine"
-            for d in scan.damage
+            f"would move {d.length} bytes at {scan.path} byte {d.offset} to quarantine"
+            for d, _ in scan.damage
         ] + [f"would keep {kept} valid records of {scan.path}"]
     actions = []
-    for damage in scan.damage:
+    for damage, data in scan.damage:
         moved = quarantine(
             fs,
             quarantine_dir,
             source=scan.path,
             offset=damage.offset,
-            data=damage.data,
+            data=data,
             reason=damage.reason,
         )
         actions.append(
-            f"moved {len(damage.data)} bytes at {scan.path} byte {damage.offset} to {moved}"
+            f"moved {damage.length} bytes at {scan.path} byte {damage.offset} to {moved}"
         )
     # The copies are durable before the log changes: nothing exists only in memory.
     if scan.only_tail_damage():
         fd, _ = fs.open_log(scan.path)
         try:
-            end, identity = scan.damage[0].offset, fs.fd_identity(fd)
+            end, identity = scan.damage[0][0].offset, fs.fd_identity(fd)
             # Lowered first: the mark must never claim bytes the file may not hold.
             mark.publish(identity, end)
             fs.truncate(fd, end)
