@@ -20,12 +20,13 @@ import pytest
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore._log import seam as io_module
 from snapstore._log.lock import WriterLock
-from snapstore.backends.local import repair as repair_module
 from snapstore.backends.local.layout import BASELINE_LOG, MARKER, SNAPSHOT_LOG
+from snapstore.backends.local.repair import check_store, indices, salvage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+    from types import ModuleType
 
 
 def snap(run: str, stage: str = "train", group: int = 0) -> NormalizedSnapshot:
@@ -43,12 +44,13 @@ def store(tmp_path: Path) -> Iterator[SnapshotStore]:
 
 def interlope_after(
     monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
     name: str,
     when: Callable[[tuple[Any, ...]], bool],
     act: Callable[[], object],
 ) -> list[object]:
     """Run ``act`` once, right after the checker's ``name`` returns for arguments ``when`` picks."""
-    original = getattr(repair_module, name)
+    original = getattr(module, name)
     done: list[object] = []
 
     def hooked(*args: Any, **kwargs: Any) -> Any:
@@ -57,7 +59,7 @@ def interlope_after(
             done.append(act())
         return result
 
-    monkeypatch.setattr(repair_module, name, hooked)
+    monkeypatch.setattr(module, name, hooked)
     return done
 
 
@@ -79,7 +81,7 @@ def test_verify_is_clean_when_a_pin_is_committed_during_the_check(
     store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     done = interlope_after(
-        monkeypatch, "_scan_log", after_snapshot_scan, pin_a_new_group(store.root)
+        monkeypatch, salvage, "_scan_log", after_snapshot_scan, pin_a_new_group(store.root)
     )
     report = store.verify()
     assert done, "the hook never ran"
@@ -93,7 +95,7 @@ def test_repair_keeps_a_pin_committed_during_the_repair(
     # under the writer lock, so the pin waits for it, and is then kept.
     pins: list[NormalizedSnapshot] = []
     writer = threading.Thread(target=lambda: pins.append(pin_a_new_group(store.root)()))
-    started = interlope_after(monkeypatch, "_scan_log", after_snapshot_scan, writer.start)
+    started = interlope_after(monkeypatch, salvage, "_scan_log", after_snapshot_scan, writer.start)
     report = store.repair()
     writer.join(60)
     assert started, "the hook never ran"
@@ -126,8 +128,8 @@ def test_repair_never_judges_a_pin_against_a_scan_older_than_the_pin(
                 writer.join(30)
             super().acquire()
 
-    monkeypatch.setattr(repair_module, "WriterLock", AfterTheWriter)
-    started = interlope_after(monkeypatch, "_scan_log", after_snapshot_scan, writer.start)
+    monkeypatch.setattr(salvage, "WriterLock", AfterTheWriter)
+    started = interlope_after(monkeypatch, salvage, "_scan_log", after_snapshot_scan, writer.start)
     report = store.repair()
     writer.join(60)
     assert started, "the hook never ran"
@@ -157,7 +159,7 @@ def test_verify_is_clean_when_a_checkpoint_is_written_during_the_check(
     store: SnapshotStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     done = interlope_after(
-        monkeypatch, "_scan_log", after_snapshot_scan, save_and_checkpoint(store.root)
+        monkeypatch, salvage, "_scan_log", after_snapshot_scan, save_and_checkpoint(store.root)
     )
     report = store.verify()
     assert done, "the hook never ran"
@@ -170,7 +172,7 @@ def test_verify_is_clean_when_a_checkpoint_replaces_the_one_being_read(
     # Between reading index.parquet and snapshot_index.json, another handle
     # rewrites both: the pair read is not one pair, and must not look damaged.
     done = interlope_after(
-        monkeypatch, "load_checkpoint", lambda _: True, save_and_checkpoint(store.root)
+        monkeypatch, indices, "load_checkpoint", lambda _: True, save_and_checkpoint(store.root)
     )
     report = store.verify()
     assert done, "the hook never ran"
@@ -194,13 +196,13 @@ def test_a_handle_open_during_a_repair_writes_no_checkpoint_of_the_replaced_log(
         data = bytearray(log.read_bytes())
         data[data.index(b"\n") + 10] ^= 1  # damage the second record
         log.write_bytes(bytes(data))
-        repaired = repair_module.check_store(root, repair=True)
+        repaired = check_store(root, repair=True)
         assert any("rewrote" in action for action in repaired.actions), repaired.actions
         if then == "checkpoint":
             handle.checkpoint()
     finally:
         handle.close()
-    report = repair_module.check_store(root)
+    report = check_store(root)
     assert report.ok, [str(f) for f in report.findings]
     with SnapshotStore(root) as reopened:
         assert [s.run_id for s in reopened.snapshots()] == ["run-a", "run-c"]
@@ -255,9 +257,7 @@ def test_a_damaged_marker_is_reported_and_left_alone(
         store.save_snapshot(snap("a"))
     (root / MARKER).write_bytes(damage)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    report = repair_module.check_store(
-        root, repair=command != "verify", dry_run=command.endswith("dry-run")
-    )
+    report = check_store(root, repair=command != "verify", dry_run=command.endswith("dry-run"))
     assert not report.ok
     assert any(MARKER in str(f) for f in report.findings), report.findings
     result = subprocess.run(

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from snapstore._report import CheckReport
+
 LOG = "snapshots.jsonl"
 PINS = "baselines.jsonl"
 PARQUET = "index.parquet"

@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A damaged region found while reading a log."""
+    """A damaged region of a log: ``length`` bytes at ``offset``, and why they are no record.
+
+    One damaged line, or consecutive ones taken together; ``line`` is the
+    number of the first (None when the lines before it were not counted).
+    """
 
     offset: int
     length: int

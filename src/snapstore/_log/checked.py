@@ -48,8 +48,10 @@ from snapstore._log.record import (
     Clock,
     LogRecord,
     decode_line,
+    decode_record,
     encode_line,
     hidden_records,
+    record_at,
 )
 from snapstore._log.synced import SyncedMark
 from snapstore._records import Entry
@@ -219,7 +221,7 @@ class CheckedLog:
 
     def read(self, offset: int, length: int) -> LogRecord:
         """Read the record stored at ``offset`` (one pread)."""
-        return _record_from(self.read_line(offset, length), offset, length)
+        return record_at(self.read_line(offset, length), offset, length)
 
     def read_line(self, offset: int, length: int) -> dict[str, Any]:
         """The line stored at ``offset``, checked and decoded (one pread), as a dict."""
@@ -242,9 +244,9 @@ class CheckedLog:
             for line_no, (offset, line, complete) in enumerate(
                 read_lines(self._fs, self._fd, 0, stop), start=1
             ):
-                obj = decode_line(line) if complete else None
-                if obj is not None:
-                    yield _record_from(obj, offset, len(line) + 1)
+                record = decode_record(line, offset) if complete else None
+                if record is not None:
+                    yield record
                 elif not self._tolerant:
                     raise CorruptionError(self.path, offset, line_no, "record fails its checksum")
 
@@ -519,21 +521,21 @@ class CheckedLog:
         damaged: list[Problem] = []
         for offset, line, complete in read_lines(self._fs, self._fd, self._position.end, size):
             if complete:
-                self._take_line(line, offset, len(line) + 1, damaged)
+                self._take_line(line, offset, damaged)
         tail = damaged[0].offset if damaged else self._position.end
         if tail < size and writer:
             self._recover_tail(tail, size)
 
-    def _take_line(self, line: bytes, offset: int, length: int, damaged: list[Problem]) -> None:
-        obj = decode_line(line)
+    def _take_line(self, line: bytes, offset: int, damaged: list[Problem]) -> None:
+        record = decode_record(line, offset)
         line_no = None if self._line_count is None else self._line_count + len(damaged) + 1
-        if obj is None or obj["seq"] <= self._position.seq:
+        if record is None or record.seq <= self._position.seq:
             reason = (
                 "record fails its checksum"
-                if obj is None
-                else (f"seq {obj['seq']} does not follow seq {self._position.seq}")
+                if record is None
+                else (f"seq {record.seq} does not follow seq {self._position.seq}")
             )
-            damaged.append(Problem(offset, length, line_no, reason))
+            damaged.append(Problem(offset, len(line) + 1, line_no, reason))
             return
         if damaged:
             # Valid data after damage: not a torn tail but corruption.
@@ -542,7 +544,6 @@ class CheckedLog:
                 raise CorruptionError(self.path, first.offset, first.line, first.reason)
             self.problems.extend(damaged)
             damaged.clear()
-        record = _record_from(obj, offset, length)
         # The index first, then the position (see _write_batch).
         self._on_record(record)
         self._advance(record, 1)
@@ -589,7 +590,7 @@ class CheckedLog:
         self._advance_mark(tail + sum(len(line) for line in kept))
         offset = tail
         for line in kept:
-            self._take_line(line[:-1], offset, len(line), [])
+            self._take_line(line[:-1], offset, [])
             offset += len(line)
 
     def _make_durable(self, size: int, *, writer: bool) -> None:
@@ -741,8 +742,3 @@ def read_lines(fs: FileSystem, fd: int, start: int, stop: int) -> Iterator[tuple
                 return
             chunk_size *= 2  # a line longer than the chunk: read more at once
         offset += pos
-
-
-def _record_from(obj: dict[str, Any], offset: int, length: int) -> LogRecord:
-    # Positional: keywords make a named tuple markedly slower to build.
-    return LogRecord(obj["seq"], obj["ts"], obj.get("key"), obj["data"], offset, length)

@@ -87,6 +87,22 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     return obj
 
 
+def decode_record(line: bytes, offset: int) -> LogRecord | None:
+    """The record a complete line (without its newline) at ``offset`` holds; None if none.
+
+    The one way a log's line becomes a record: the checked log and repair
+    scan with it, so both take the same lines for records.
+    """
+    obj = decode_line(line)
+    return None if obj is None else record_at(obj, offset, len(line) + 1)
+
+
+def record_at(obj: dict[str, Any], offset: int, length: int) -> LogRecord:
+    """The record of a line ``decode_line`` accepted, stored at ``offset`` (newline included)."""
+    # Positional: keywords make a named tuple markedly slower to build.
+    return LogRecord(obj["seq"], obj["ts"], obj.get("key"), obj["data"], offset, length)
+
+
 def hidden_records(data: bytes) -> Iterator[tuple[int, bytes]]:
     """Valid lines inside damaged bytes: ``(position in data, line without newline)``.
 
