@@ -96,8 +96,8 @@ class IterationHistory:
 
     def append(self, data: Mapping[str, Any], *, key: str | None = None) -> HistoryRecord:
         """Append one record; with a ``key`` already stored, return that record instead."""
-        self._check_writable()
         entry = Entry(encode_data(data, self.max_record_bytes), validate_key(key))
+        self._check_writable()
         (stored,) = self._backend.append([entry])
         # A key names one request: a retry that sends other data is a mistake
         # (a reused key), not a retry, and must not be answered with the
@@ -112,7 +112,6 @@ class IterationHistory:
 
     def extend(self, items: Iterable[Mapping[str, Any]]) -> list[HistoryRecord]:
         """Append several records with one write and one sync; all or none are checked first."""
-        self._check_writable()
         try:
             iterator = iter(items)
         except TypeError:
@@ -122,6 +121,7 @@ class IterationHistory:
         entries = [Entry(encode_data(data, self.max_record_bytes), None) for data in iterator]
         if not entries:
             return []
+        self._check_writable()
         return self._backend.append(entries)
 
     # -- reading -------------------------------------------------------------

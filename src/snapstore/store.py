@@ -109,10 +109,12 @@ class SnapshotStore:
         InvalidInputError otherwise, never saving its content under a seq
         and time it did not get.
         """
-        self._check_writable()
+        self._check_open()
         snap = self._checked(snap)
         if snap.snapshot_seq is None and snap.created_at is None:
-            return self._backend.save(snap, encode_payload(snap, self._options.max_record_bytes))
+            payload = encode_payload(snap, self._options.max_record_bytes)
+            self._check_writable()
+            return self._backend.save(snap, payload)
         stored = None
         if snap.snapshot_seq is not None:
             stored = self._backend.get_by_seq(snap.snapshot_seq)
@@ -140,17 +142,17 @@ class SnapshotStore:
         existing = self._backend.baseline(snap.stage, snap.comparison_key)
         if existing is not None:
             return existing
-        self._check_writable()
         payload = None if snap.saved else encode_payload(snap, self._options.max_record_bytes)
+        self._check_writable()
         return self._backend.establish_baseline(snap, payload)
 
     def set_baseline(self, snap: NormalizedSnapshot) -> None:
         """Pin a saved snapshot as the baseline of its group, replacing the current pin."""
         self._check_open()
         snap = self._checked(snap)  # first: anything but a snapshot gets a typed error
-        self._check_writable()
         if not snap.saved:
             raise InvalidInputError("set_baseline needs a saved snapshot (save_snapshot first)")
+        self._check_writable()
         self._backend.pin_baseline(snap)
 
     # -- reading -------------------------------------------------------------
