@@ -25,7 +25,7 @@ from snapstore import (
 )
 from snapstore._names import MAX_KEY_LENGTH
 from snapstore.snapshot import config_fingerprint
-from snapstore.testing.conformance import json_text
+from snapstore.testing.support import json_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
