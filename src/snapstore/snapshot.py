@@ -148,12 +148,11 @@ class NormalizedSnapshot:
         return cls(**fields)
 
 
-# The field list, written once. A backend stores a snapshot as the JSON object
-# of its PAYLOAD fields; the other two, snapshot_seq and created_at, are the
-# record's own seq and commit time.
+# The field list, written once (by the dataclass). A backend stores a snapshot
+# as the JSON object encode_payload makes; the other two fields, snapshot_seq
+# and created_at, are the record's own seq and commit time.
 FIELDS = tuple(spec.name for spec in dataclasses.fields(NormalizedSnapshot))
 MAPPINGS = ("metrics", "config", "data")
-PAYLOAD = ("run_id", "stage", "comparison_key", *MAPPINGS)
 
 
 def from_fresh_dicts(  # noqa: PLR0917 - mirrors the fields, called from one place
@@ -245,9 +244,17 @@ def encode_payload(snap: NormalizedSnapshot, max_bytes: int) -> bytes:
     Refuses an unstorable value, naming its place (``metrics["loss"]``), or a
     payload over ``max_bytes``: checked before any backend sees it.
     """
-    payload = {name: getattr(snap, name) for name in PAYLOAD}
-    for name in MAPPINGS:
-        payload[name] = dict(payload[name])  # orjson encodes dicts, not their subclasses
+    # Spelled out, not built from the field list: a save's hottest line, and a
+    # literal costs a third of what a loop over getattr does. orjson encodes
+    # dicts, not their subclasses: the read-only mappings are copied.
+    payload = {
+        "run_id": snap.run_id,
+        "stage": snap.stage,
+        "comparison_key": snap.comparison_key,
+        "metrics": dict(snap.metrics),
+        "config": dict(snap.config),
+        "data": dict(snap.data),
+    }
     return encode_data(payload, max_bytes, root=None)
 
 

@@ -113,7 +113,7 @@ class SnapshotStore:
         snap = self._checked(snap)
         if snap.snapshot_seq is None and snap.created_at is None:
             payload = encode_payload(snap, self._options.max_record_bytes)
-            self._check_writable()
+            self._check_not_read_only()
             return self._backend.save(snap, payload)
         stored = None
         if snap.snapshot_seq is not None:
@@ -143,7 +143,7 @@ class SnapshotStore:
         if existing is not None:
             return existing
         payload = None if snap.saved else encode_payload(snap, self._options.max_record_bytes)
-        self._check_writable()
+        self._check_not_read_only()
         return self._backend.establish_baseline(snap, payload)
 
     def set_baseline(self, snap: NormalizedSnapshot) -> None:
@@ -152,7 +152,7 @@ class SnapshotStore:
         snap = self._checked(snap)  # first: anything but a snapshot gets a typed error
         if not snap.saved:
             raise InvalidInputError("set_baseline needs a saved snapshot (save_snapshot first)")
-        self._check_writable()
+        self._check_not_read_only()
         self._backend.pin_baseline(snap)
 
     # -- reading -------------------------------------------------------------
@@ -307,7 +307,8 @@ class SnapshotStore:
 
         For a backend that keeps no derived indices (memory), nothing to do.
         """
-        self._check_writable()
+        self._check_open()
+        self._check_not_read_only()
         self._backend.checkpoint()
 
     def close(self) -> None:
@@ -386,8 +387,7 @@ class SnapshotStore:
             raise ClosedError(f"{self} is closed")
         _fork.check_not_inherited(self._opened_at, self)
 
-    def _check_writable(self) -> None:
-        self._check_open()
+    def _check_not_read_only(self) -> None:
         if self.read_only:
             raise ReadOnlyError(
                 f"{self._backend.location} was opened with read_only=True: it is not written"

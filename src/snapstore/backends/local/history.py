@@ -107,7 +107,7 @@ class LocalHistory:
         return list(self._log.problems)
 
     def append(self, entries: list[Entry]) -> list[HistoryRecord]:
-        return [_history_record(record) for record in self._log.append(entries)]
+        return list(map(_history_record, self._log.append(entries)))
 
     def count(self) -> int:
         self._log.refresh()
