@@ -22,7 +22,6 @@ from snapstore._options import (
 )
 from snapstore._values import canonical_json
 from snapstore.backends import store_target
-from snapstore.backends.local.legacy import read_legacy
 from snapstore.history import IterationHistory
 from snapstore.snapshot import MAPPINGS, NormalizedSnapshot, encode_payload
 
@@ -358,6 +357,9 @@ class SnapshotStore:
 
         See :mod:`snapstore.backends.local.legacy`; the source is only read.
         """
+        # Imported here: it needs the logging module, which nothing else does.
+        from snapstore.backends.local.legacy import read_legacy  # noqa: PLC0415
+
         snaps = read_legacy(check_fs_path("source_dir", source_dir))
         store = cls(root, **options)
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from snapstore._errors import InvalidInputError
-from snapstore.backends import memory
 from snapstore.backends.base import HistoryTarget, StoreTarget
 from snapstore.backends.local.backend import LocalHistoryTarget, LocalStoreTarget
 
@@ -23,7 +22,10 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 def store_target(target: object, *, read_only: bool) -> StoreTarget:
     """What ``SnapshotStore(target)`` opens: anything but a URL or a target is a path."""
     if isinstance(target, str) and _URL.match(target):
-        return memory.store_named(_memory_url(target, "store"), create=not read_only)
+        # Imported here, as the next: most processes never open a memory:// target.
+        from snapstore.backends.memory import store_named  # noqa: PLC0415
+
+        return store_named(_memory_url(target, "store"), create=not read_only)
     if isinstance(target, StoreTarget):
         return target
     return LocalStoreTarget(target)  # type: ignore[arg-type]  # its path is checked there
@@ -32,14 +34,16 @@ def store_target(target: object, *, read_only: bool) -> StoreTarget:
 def history_target(target: object, *, read_only: bool) -> HistoryTarget:
     """What ``IterationHistory(target)`` opens: anything but a URL or a target is a path."""
     if isinstance(target, str) and _URL.match(target):
-        return memory.history_named(_memory_url(target, "history"), create=not read_only)
+        from snapstore.backends.memory import history_named  # noqa: PLC0415
+
+        return history_named(_memory_url(target, "history"), create=not read_only)
     if isinstance(target, HistoryTarget):
         return target
     return LocalHistoryTarget(target)  # type: ignore[arg-type]  # its path is checked there
 
 
 def _memory_url(url: str, what: str) -> str:
-    if not url.startswith(memory.SCHEME):
+    if not url.startswith("memory://"):
         scheme = url.split("://", 1)[0]
         raise InvalidInputError(
             f"no {what} backend for {scheme}:// URLs; a {what} is a path or a memory:// URL "
