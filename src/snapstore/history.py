@@ -47,7 +47,7 @@ _IMPORT_BATCH = 1000
 
 
 class IterationHistory:
-    """An append-only history of records in one ``.jsonl`` file.
+    """An append-only history of records: one ``.jsonl`` file, or a history of another backend.
 
     Every record gets ``seq`` 1, 2, 3, ... assigned under the writer lock, so seqs
     are unique and strictly increasing across threads and processes. With
