@@ -43,7 +43,7 @@ def _config(i: int) -> dict[str, Any]:
 
 
 @functools.cache
-def _comparison_key(model: str) -> str:
+def comparison_key(model: str) -> str:
     return config_fingerprint({"model": model, "lr": 0.0003, "epochs": 10})
 
 
@@ -129,6 +129,6 @@ def sqlite_row(i: int) -> tuple[str, ...]:
     return (
         snap.run_id,
         snap.stage,
-        _comparison_key(snap.config["model"]),
+        comparison_key(snap.config["model"]),
         *(orjson.dumps(dict(m)).decode() for m in (snap.metrics, snap.config, snap.data)),
     )

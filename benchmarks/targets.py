@@ -128,6 +128,42 @@ TARGETS = (
         "≤",
         10,
     ),
+    # A fresh process per job (benchmarks/cold.py). A time over SQLite's is
+    # SQLite's rate over ours, as for the scale target above.
+    *(
+        target
+        for size in ("1k", "100k", "1m")
+        for job in ("save", "read")
+        for target in (
+            Target(
+                f"cold {job}, {size}: time / SQLite's",
+                Ratio(f"cold.sqlite.{job}.{size}", f"cold.{job}.{size}"),
+                "≤",
+                1.5,
+            ),
+            Target(
+                f"cold {job}, {size}: peak RSS",
+                Extra(f"cold.{job}.{size}", "peak_rss_mb", "MB"),
+                "≤",
+                60,
+            ),
+        )
+    ),
+    *(
+        Target(
+            f"cold {job}: time at 1,000,000 / at 1,000",
+            Ratio(f"cold.{job}.1k", f"cold.{job}.1m"),
+            "≤",
+            1.3,
+        )
+        for job in ("save", "read")
+    ),
+    Target(
+        "first open at 1,000,000 with the index lost",
+        Extra("cold.index_lost.1m", "median_s", "s"),
+        "≤",
+        5,
+    ),
 )
 
 

@@ -28,6 +28,13 @@ def good_figures() -> dict[str, dict[str, Any]]:
         "store.open.large": figure(1.25, open_s=0.8, peak_rss_mb=250),
         "store.get": figure(200_000, median_us=4.5),
         "store.previous_comparable": figure(200_000, median_us=5.5),
+        **{
+            f"{prefix}.{job}.{size}": figure(rate, peak_rss_mb=40)
+            for size, ours in (("1k", 10), ("100k", 9.5), ("1m", 9))
+            for job in ("save", "read")
+            for prefix, rate in (("cold", ours), ("cold.sqlite", 12))
+        },
+        "cold.index_lost.1m": figure(0.5, median_s=2),
     }
 
 

@@ -1,0 +1,214 @@
+"""A pipeline stage in its own process: open, save, compare, pin, close — and open, get, exit.
+
+The commonest use of a store is one short process per stage. Each figure
+here is that whole process, interpreter start-up and imports included, timed
+from the parent (the median over several processes), with the child's peak
+resident memory. The same jobs on SQLite (WAL, ``synchronous=FULL``, the two
+indices the lookups need, a table of pins) are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from benchmarks._stores import built_sqlite, built_store, comparison_key, run_id, snapshot, stage
+from benchmarks.registry import Context, Measurement, benchmark
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from benchmarks.registry import BenchmarkFunction
+
+_GROUP = "Cold process"
+# Store sizes: (full run, quick run).
+_SIZES = {"1k": (1_000, 100), "100k": (100_000, 500), "1m": (1_000_000, 2_000)}
+_PROCESSES = (5, 2)  # processes timed per figure: (full run, quick run)
+
+# Linux carries ru_maxrss across fork and exec: a child of this (large) process
+# would report our peak. A small middle process starts the measured one.
+_LAUNCH = "import subprocess, sys; subprocess.run([sys.executable, *sys.argv[1:]], check=True)"
+_PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+_SAVE = f"""
+import sys
+from snapstore import NormalizedSnapshot, SnapshotStore
+root, run, stage, model = sys.argv[1:]
+with SnapshotStore(root) as store:
+    saved = store.save_snapshot(NormalizedSnapshot(
+        run, stage, metrics={{"loss": 0.2, "accuracy": 0.9}},
+        config={{"model": model, "lr": 0.0003, "epochs": 10}}, data={{"artifact": "s3://b/x"}},
+    ))
+    store.find_previous_comparable(saved)
+    store.get_or_establish_baseline(saved)
+{_PEAK}
+"""
+_READ = f"""
+import sys
+from snapstore import SnapshotStore
+root, run, stage = sys.argv[1:]
+with SnapshotStore(root, read_only=True) as store:
+    assert store.get(run, stage) is not None
+{_PEAK}
+"""
+_SQLITE_SAVE = f"""
+import json, sqlite3, sys
+path, run, stage, model, key = sys.argv[1:]
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA synchronous=FULL")
+config = json.dumps({{"model": model, "lr": 0.0003, "epochs": 10}})
+metrics, data = json.dumps({{"loss": 0.2, "accuracy": 0.9}}), json.dumps({{"artifact": "s3://b/x"}})
+db.execute("BEGIN IMMEDIATE")
+latest = db.execute(
+    "SELECT metrics, config, data FROM snapshots WHERE run_id = ? AND stage = ? "
+    "ORDER BY seq DESC LIMIT 1", (run, stage)).fetchone()
+if latest != (metrics, config, data):
+    seq = db.execute(
+        "INSERT INTO snapshots (run_id, stage, comparison_key, created_at, metrics, config, data) "
+        "VALUES (?, ?, ?, datetime('now'), ?, ?, ?)", (run, stage, key, metrics, config, data)
+    ).lastrowid
+db.execute("COMMIT")
+db.execute(
+    "SELECT * FROM snapshots WHERE stage = ? AND comparison_key = ? AND seq < ? AND run_id != ? "
+    "ORDER BY seq DESC LIMIT 1", (stage, key, seq, run)).fetchone()
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE IF NOT EXISTS baselines (stage TEXT, comparison_key TEXT, seq INTEGER, "
+           "PRIMARY KEY (stage, comparison_key))")
+db.execute("INSERT OR IGNORE INTO baselines VALUES (?, ?, ?)", (stage, key, seq))
+db.execute("SELECT * FROM snapshots JOIN baselines USING (seq) WHERE baselines.stage = ? "
+           "AND baselines.comparison_key = ?", (stage, key)).fetchone()
+db.execute("COMMIT")
+db.close()
+{_PEAK}
+"""
+_SQLITE_READ = f"""
+import sqlite3, sys
+path, run, stage = sys.argv[1:]
+db = sqlite3.connect(path, isolation_level=None)
+assert db.execute("SELECT * FROM snapshots WHERE run_id = ? AND stage = ? ORDER BY seq DESC "
+                  "LIMIT 1", (run, stage)).fetchone() is not None
+db.close()
+{_PEAK}
+"""
+
+
+def _process(script: str, *args: str) -> tuple[float, float]:
+    """Wall seconds of one process running ``script``, and its peak RSS in MB."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, "-c", script, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return time.perf_counter() - start, int(out.split()[-1]) / 1024
+
+
+def _processes(ctx: Context, one: Callable[[int], tuple[float, float]]) -> Measurement:
+    runs = [one(k) for k in range(ctx.count(*_PROCESSES))]
+    walls = [wall for wall, _ in runs]
+    return Measurement(
+        len(runs),
+        sum(walls),
+        {"median_s": statistics.median(walls), "peak_rss_mb": max(rss for _, rss in runs)},
+    )
+
+
+def _fresh_copy(source: Path, target: Path) -> Path:
+    """A copy the process may write to, on the same disk, replacing an earlier one."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
+    return target
+
+
+def _save(size: str, *, sqlite: bool) -> BenchmarkFunction:
+    def run(ctx: Context) -> Measurement:
+        n = ctx.count(*_SIZES[size])
+        source = built_sqlite(ctx, n) if sqlite else built_store(ctx, n)
+        script = _SQLITE_SAVE if sqlite else _SAVE
+        model = snapshot(n // 2).config["model"]
+        # The SQLite job is given the comparison key; snapstore derives it from the config.
+        key = [comparison_key(model)] if sqlite else []
+
+        def one(k: int) -> tuple[float, float]:
+            target = _fresh_copy(source, ctx.scratch / source.name)
+            return _process(script, str(target), f"cold-{k}", "train", model, *key)
+
+        return _processes(ctx, one)
+
+    return run
+
+
+def _read(size: str, *, sqlite: bool) -> BenchmarkFunction:
+    def run(ctx: Context) -> Measurement:
+        n = ctx.count(*_SIZES[size])
+        source = built_sqlite(ctx, n) if sqlite else built_store(ctx, n)
+        script = _SQLITE_READ if sqlite else _READ
+        return _processes(
+            ctx, lambda k: _process(script, str(source), run_id(n - 1 - k), stage(n - 1 - k))
+        )
+
+    return run
+
+
+for _size, (_full, _quick) in _SIZES.items():
+    for _sqlite in (False, True):
+        _who = "SQLite WAL FULL" if _sqlite else "SnapshotStore"
+        _prefix = "cold.sqlite" if _sqlite else "cold"
+        benchmark(
+            f"{_prefix}.save.{_size}",
+            group=_GROUP,
+            durable=True,
+            description=f"{_who}, {_full:,} snapshots ({_quick:,} with --quick): a fresh "
+            "process opens, saves one snapshot, finds its previous comparable, pins or "
+            "reads its baseline, closes",
+            ref=None if _sqlite else f"cold.sqlite.save.{_size}",
+        )(_save(_size, sqlite=_sqlite))
+        benchmark(
+            f"{_prefix}.read.{_size}",
+            group=_GROUP,
+            durable=False,
+            description=f"{_who}, {_full:,} snapshots: a fresh process opens, gets one "
+            "snapshot, exits",
+            ref=None if _sqlite else f"cold.sqlite.read.{_size}",
+        )(_read(_size, sqlite=_sqlite))
+
+
+_INDEX_FILES = ("index.parquet", "snapshot_index.json")
+_OPEN = f"""
+import sys
+from snapstore import SnapshotStore
+SnapshotStore(sys.argv[1]).close()
+{_PEAK}
+"""
+
+
+@benchmark(
+    "cold.index_lost.1m",
+    group=_GROUP,
+    durable=False,
+    description="the first open of the 1,000,000-snapshot store after its index files were "
+    "deleted, in a fresh process, close included",
+)
+def index_lost(ctx: Context) -> Measurement:
+    source = built_store(ctx, ctx.count(*_SIZES["1m"]))
+
+    def one(_: int) -> tuple[float, float]:
+        target = _fresh_copy(source, ctx.scratch / source.name)
+        for name in _INDEX_FILES:
+            (target / name).unlink(missing_ok=True)
+        return _process(_OPEN, str(target))
+
+    return _processes(ctx, one)
