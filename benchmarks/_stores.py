@@ -1,8 +1,14 @@
 """Snapshots as a pipeline saves them, and stores of a given size built once per run.
 
-A run has five stages; its config (and so its comparison key) is one of
-``_CONFIGS``, so every (stage, comparison key) group holds many runs, as it
-does when a pipeline is re-run with a handful of configurations.
+A run's config (and so its comparison key) is one of ``_CONFIGS``, so every
+(stage, comparison key) group holds many runs, as it does when a pipeline is
+re-run with a handful of configurations. Which run and stage snapshot ``i``
+belongs to is the store's *shape*:
+
+- ``pipeline``: run ``i // 5`` through five stages, one version each;
+- ``versions``: 50,000 runs (fewer in a small store) through three stages,
+  re-run until the store is full, so each key holds several versions;
+- ``distinct``: a run of its own for every snapshot, one stage.
 """
 
 from __future__ import annotations
@@ -30,16 +36,33 @@ _NO_CHECKPOINT = 1 << 62
 _DONE = "built"
 
 
-def run_id(i: int) -> str:
-    return f"run-{i // len(STAGES):07d}"
+SHAPES = ("pipeline", "versions", "distinct")
+_VERSION_STAGES = STAGES[:3]
+_VERSION_RUNS = 50_000
 
 
-def stage(i: int) -> str:
-    return STAGES[i % len(STAGES)]
+def _run_number(i: int, shape: str, n: int) -> int:
+    if shape == "pipeline":
+        return i // len(STAGES)
+    if shape == "versions":
+        runs = max(1, min(_VERSION_RUNS, n // len(_VERSION_STAGES)))
+        return i // len(_VERSION_STAGES) % runs
+    return i
 
 
-def _config(i: int) -> dict[str, Any]:
-    return {"model": f"model-{i // len(STAGES) % _CONFIGS}", "lr": 0.0003, "epochs": 10}
+def run_id(i: int, shape: str = "pipeline", n: int = 0) -> str:
+    """The run of snapshot ``i`` of a store of ``n`` snapshots of ``shape``."""
+    return f"run-{_run_number(i, shape, n):07d}"
+
+
+def stage(i: int, shape: str = "pipeline") -> str:
+    if shape == "pipeline":
+        return STAGES[i % len(STAGES)]
+    return _VERSION_STAGES[i % len(_VERSION_STAGES)] if shape == "versions" else "train"
+
+
+def _config(run: int) -> dict[str, Any]:
+    return {"model": f"model-{run % _CONFIGS}", "lr": 0.0003, "epochs": 10}
 
 
 @functools.cache
@@ -47,14 +70,15 @@ def comparison_key(model: str) -> str:
     return config_fingerprint({"model": model, "lr": 0.0003, "epochs": 10})
 
 
-def snapshot(i: int) -> NormalizedSnapshot:
-    """Snapshot ``i``: stage ``i % 5`` of run ``i // 5``."""
+def snapshot(i: int, shape: str = "pipeline", n: int = 0) -> NormalizedSnapshot:
+    """Snapshot ``i`` of a store of ``n`` snapshots of ``shape`` (see above)."""
+    run, stage_of = run_id(i, shape, n), stage(i, shape)
     return NormalizedSnapshot(
-        run_id=run_id(i),
-        stage=stage(i),
+        run_id=run,
+        stage=stage_of,
         metrics={"loss": 0.2315, "accuracy": 0.9371, "rows": 10_000 + i % 977},
-        config=_config(i),
-        data={"artifact": f"s3://bucket/{run_id(i)}/{stage(i)}.parquet"},
+        config=_config(_run_number(i, shape, n)),
+        data={"artifact": f"s3://bucket/{run}/{stage_of}.parquet"},
     )
 
 
@@ -63,19 +87,19 @@ def snapshot_dict(i: int) -> dict[str, Any]:
     return snapshot(i).to_dict()
 
 
-def built_store(ctx: Context, n: int) -> Path:
-    """A store of snapshots 0..n-1, built once per run in the shared directory.
+def built_store(ctx: Context, n: int, shape: str = "pipeline") -> Path:
+    """A store of snapshots 0..n-1 of ``shape``, built once per run in the shared directory.
 
     Built with durability "write" (an fsync per save would take hours at a
     million); its close writes the checkpoint a store of that size opens from.
     Callers must not write to it: copy it first (:func:`copied_store`).
     """
-    root = ctx.shared / f"store-{n}"
+    root = ctx.shared / (f"store-{n}" if shape == "pipeline" else f"store-{n}-{shape}")
     if not (root / _DONE).exists():
         shutil.rmtree(root, ignore_errors=True)
         with SnapshotStore(root, durability="write", checkpoint_every=_NO_CHECKPOINT) as store:
             for i in range(n):
-                store.save_snapshot(snapshot(i))
+                store.save_snapshot(snapshot(i, shape, n))
         (root / _DONE).touch()
     return root
 
@@ -87,16 +111,18 @@ def copied_store(ctx: Context, n: int) -> Path:
     return copy
 
 
-def built_sqlite(ctx: Context, n: int) -> Path:
+def built_sqlite(ctx: Context, n: int, shape: str = "pipeline") -> Path:
     """The same snapshots in SQLite, indexed for snapstore's two lookups."""
-    path = ctx.shared / f"snapshots-{n}.db"
+    path = ctx.shared / (
+        f"snapshots-{n}.db" if shape == "pipeline" else f"snapshots-{n}-{shape}.db"
+    )
     if path.exists():
         return path
     building = path.with_suffix(".building")
     db = connect(building, "NORMAL")
     try:
         with db:
-            db.executemany(INSERT, (sqlite_row(i) for i in range(n)))
+            db.executemany(INSERT, (sqlite_row(i, shape, n) for i in range(n)))
     finally:
         db.close()
     building.rename(path)
@@ -124,8 +150,8 @@ INSERT = (
 )
 
 
-def sqlite_row(i: int) -> tuple[str, ...]:
-    snap = snapshot(i)
+def sqlite_row(i: int, shape: str = "pipeline", n: int = 0) -> tuple[str, ...]:
+    snap = snapshot(i, shape, n)
     return (
         snap.run_id,
         snap.stage,

@@ -4,7 +4,10 @@ The commonest use of a store is one short process per stage. Each figure
 here is that whole process, interpreter start-up and imports included, timed
 from the parent (the median over several processes), with the child's peak
 resident memory. The same jobs on SQLite (WAL, ``synchronous=FULL``, the two
-indices the lookups need, a table of pins) are measured in the same run.
+indices the lookups need, a table of pins) are measured in the same run. The
+stores have two shapes (see ``_stores``): 50,000 runs through three stages
+with several versions each (``versions``), and a run of its own for every
+snapshot (``distinct``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _GROUP = "Cold process"
 # Store sizes: (full run, quick run).
 _SIZES = {"1k": (1_000, 100), "100k": (100_000, 500), "1m": (1_000_000, 2_000)}
 _PROCESSES = (5, 2)  # processes timed per figure: (full run, quick run)
+_SHAPES = ("versions", "distinct")
 
 # Linux carries ru_maxrss across fork and exec: a child of this (large) process
 # would report our peak. A small middle process starts the measured one.
@@ -133,12 +137,12 @@ def _fresh_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _save(size: str, *, sqlite: bool) -> BenchmarkFunction:
+def _save(size: str, shape: str, *, sqlite: bool) -> BenchmarkFunction:
     def run(ctx: Context) -> Measurement:
         n = ctx.count(*_SIZES[size])
-        source = built_sqlite(ctx, n) if sqlite else built_store(ctx, n)
+        source = built_sqlite(ctx, n, shape) if sqlite else built_store(ctx, n, shape)
         script = _SQLITE_SAVE if sqlite else _SAVE
-        model = snapshot(n // 2).config["model"]
+        model = snapshot(n // 2, shape, n).config["model"]
         # The SQLite job is given the comparison key; snapstore derives it from the config.
         key = [comparison_key(model)] if sqlite else []
 
@@ -151,40 +155,42 @@ def _save(size: str, *, sqlite: bool) -> BenchmarkFunction:
     return run
 
 
-def _read(size: str, *, sqlite: bool) -> BenchmarkFunction:
+def _read(size: str, shape: str, *, sqlite: bool) -> BenchmarkFunction:
     def run(ctx: Context) -> Measurement:
         n = ctx.count(*_SIZES[size])
-        source = built_sqlite(ctx, n) if sqlite else built_store(ctx, n)
+        source = built_sqlite(ctx, n, shape) if sqlite else built_store(ctx, n, shape)
         script = _SQLITE_READ if sqlite else _READ
-        return _processes(
-            ctx, lambda k: _process(script, str(source), run_id(n - 1 - k), stage(n - 1 - k))
-        )
+
+        def one(k: int) -> tuple[float, float]:
+            i = n - 1 - k  # a snapshot of the newest run: its key's latest version
+            return _process(script, str(source), run_id(i, shape, n), stage(i, shape))
+
+        return _processes(ctx, one)
 
     return run
 
 
 for _size, (_full, _quick) in _SIZES.items():
-    for _sqlite in (False, True):
-        _who = "SQLite WAL FULL" if _sqlite else "SnapshotStore"
-        _prefix = "cold.sqlite" if _sqlite else "cold"
-        benchmark(
-            f"{_prefix}.save.{_size}",
-            group=_GROUP,
-            durable=True,
-            description=f"{_who}, {_full:,} snapshots ({_quick:,} with --quick): a fresh "
-            "process opens, saves one snapshot, finds its previous comparable, pins or "
-            "reads its baseline, closes",
-            ref=None if _sqlite else f"cold.sqlite.save.{_size}",
-        )(_save(_size, sqlite=_sqlite))
-        benchmark(
-            f"{_prefix}.read.{_size}",
-            group=_GROUP,
-            durable=False,
-            description=f"{_who}, {_full:,} snapshots: a fresh process opens, gets one "
-            "snapshot, exits",
-            ref=None if _sqlite else f"cold.sqlite.read.{_size}",
-        )(_read(_size, sqlite=_sqlite))
-
+    for _shape in _SHAPES:
+        for _sqlite in (False, True):
+            _who = "SQLite WAL FULL" if _sqlite else "SnapshotStore"
+            _prefix = "cold.sqlite" if _sqlite else "cold"
+            _what = f"{_full:,} snapshots ({_quick:,} with --quick), {_shape} shape"
+            benchmark(
+                f"{_prefix}.save.{_size}.{_shape}",
+                group=_GROUP,
+                durable=True,
+                description=f"{_who}, {_what}: a fresh process opens, saves one snapshot, "
+                "finds its previous comparable, pins or reads its baseline, closes",
+                ref=None if _sqlite else f"cold.sqlite.save.{_size}.{_shape}",
+            )(_save(_size, _shape, sqlite=_sqlite))
+            benchmark(
+                f"{_prefix}.read.{_size}.{_shape}",
+                group=_GROUP,
+                durable=False,
+                description=f"{_who}, {_what}: a fresh process opens, gets one snapshot, exits",
+                ref=None if _sqlite else f"cold.sqlite.read.{_size}.{_shape}",
+            )(_read(_size, _shape, sqlite=_sqlite))
 
 _INDEX_FILES = ("index.parquet", "snapshot_index.json")
 _OPEN = f"""
@@ -196,14 +202,15 @@ SnapshotStore(sys.argv[1]).close()
 
 
 @benchmark(
-    "cold.index_lost.1m",
+    "cold.index_lost.1m.versions",
     group=_GROUP,
     durable=False,
-    description="the first open of the 1,000,000-snapshot store after its index files were "
-    "deleted, in a fresh process, close included",
+    description="the first open of the 1,000,000-snapshot store (versions shape) after its "
+    "index files were deleted, in a fresh process, close included",
 )
 def index_lost(ctx: Context) -> Measurement:
-    source = built_store(ctx, ctx.count(*_SIZES["1m"]))
+    n = ctx.count(*_SIZES["1m"])
+    source = built_store(ctx, n, "versions")
 
     def one(_: int) -> tuple[float, float]:
         target = _fresh_copy(source, ctx.scratch / source.name)

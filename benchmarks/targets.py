@@ -128,22 +128,23 @@ TARGETS = (
         "≤",
         10,
     ),
-    # A fresh process per job (benchmarks/cold.py). A time over SQLite's is
-    # SQLite's rate over ours, as for the scale target above.
+    # A fresh process per job (benchmarks/cold.py), on stores of two shapes. A
+    # time over SQLite's is SQLite's rate over ours, as for the scale target.
     *(
         target
         for size in ("1k", "100k", "1m")
+        for shape in ("versions", "distinct")
         for job in ("save", "read")
         for target in (
             Target(
-                f"cold {job}, {size}: time / SQLite's",
-                Ratio(f"cold.sqlite.{job}.{size}", f"cold.{job}.{size}"),
+                f"cold {job}, {size} {shape}: time / SQLite's",
+                Ratio(f"cold.sqlite.{job}.{size}.{shape}", f"cold.{job}.{size}.{shape}"),
                 "≤",
                 1.5,
             ),
             Target(
-                f"cold {job}, {size}: peak RSS",
-                Extra(f"cold.{job}.{size}", "peak_rss_mb", "MB"),
+                f"cold {job}, {size} {shape}: peak RSS",
+                Extra(f"cold.{job}.{size}.{shape}", "peak_rss_mb", "MB"),
                 "≤",
                 60,
             ),
@@ -151,16 +152,17 @@ TARGETS = (
     ),
     *(
         Target(
-            f"cold {job}: time at 1,000,000 / at 1,000",
-            Ratio(f"cold.{job}.1k", f"cold.{job}.1m"),
+            f"cold {job}, {shape}: time at 1,000,000 / at 1,000",
+            Ratio(f"cold.{job}.1k.{shape}", f"cold.{job}.1m.{shape}"),
             "≤",
             1.3,
         )
+        for shape in ("versions", "distinct")
         for job in ("save", "read")
     ),
     Target(
         "first open at 1,000,000 with the index lost",
-        Extra("cold.index_lost.1m", "median_s", "s"),
+        Extra("cold.index_lost.1m.versions", "median_s", "s"),
         "≤",
         5,
     ),

@@ -29,12 +29,13 @@ def good_figures() -> dict[str, dict[str, Any]]:
         "store.get": figure(200_000, median_us=4.5),
         "store.previous_comparable": figure(200_000, median_us=5.5),
         **{
-            f"{prefix}.{job}.{size}": figure(rate, peak_rss_mb=40)
+            f"{prefix}.{job}.{size}.{shape}": figure(rate, peak_rss_mb=40)
             for size, ours in (("1k", 10), ("100k", 9.5), ("1m", 9))
+            for shape in ("versions", "distinct")
             for job in ("save", "read")
             for prefix, rate in (("cold", ours), ("cold.sqlite", 12))
         },
-        "cold.index_lost.1m": figure(0.5, median_s=2),
+        "cold.index_lost.1m.versions": figure(0.5, median_s=2),
     }
 
 
