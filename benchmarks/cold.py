@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
+from benchmarks._child import run_child
 from benchmarks._stores import built_sqlite, built_store, comparison_key, run_id, snapshot, stage
 from benchmarks.registry import Context, Measurement, benchmark
 
@@ -34,9 +33,6 @@ _SIZES = {"1k": (1_000, 100), "100k": (100_000, 500), "1m": (1_000_000, 2_000)}
 _PROCESSES = (5, 2)  # processes timed per figure: (full run, quick run)
 _SHAPES = ("versions", "distinct")
 
-# Linux carries ru_maxrss across fork and exec: a child of this (large) process
-# would report our peak. A small middle process starts the measured one.
-_LAUNCH = "import subprocess, sys; subprocess.run([sys.executable, *sys.argv[1:]], check=True)"
 _PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 _SAVE = f"""
@@ -105,17 +101,13 @@ db.close()
 def _process(script: str, *args: str) -> tuple[float, float]:
     """Wall seconds of one process running ``script``, and its peak RSS in MB."""
     start = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", _LAUNCH, "-c", script, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    out = run_child(script, *args)
     return time.perf_counter() - start, int(out.split()[-1]) / 1024
 
 
 def _processes(ctx: Context, one: Callable[[int], tuple[float, float]]) -> Measurement:
-    runs = [one(k) for k in range(ctx.count(*_PROCESSES))]
+    one(0)  # untimed: writes the bytecode caches an installed package ships with
+    runs = [one(k) for k in range(1, ctx.count(*_PROCESSES) + 1)]
     walls = [wall for wall, _ in runs]
     return Measurement(
         len(runs),

@@ -11,14 +11,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from functools import partial
 from typing import TYPE_CHECKING
 
 import orjson
 
+from benchmarks._child import run_child
 from benchmarks._stores import (
     INSERT,
     built_sqlite,
@@ -59,9 +58,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "count": len(store), "before_kb": before, "peak_kb": peak}))
 store.close()
 """
-# Linux carries ru_maxrss across fork and exec: a child of this (large) process
-# would report our peak. A small middle process forks the measured one instead.
-_LAUNCH = "import subprocess, sys; subprocess.run([sys.executable, *sys.argv[1:]], check=True)"
 
 
 def _size(ctx: Context, scale: str) -> int:
@@ -201,13 +197,7 @@ for _scale_name, (_full, _quick) in _SCALES.items():
 )
 def open_large(ctx: Context) -> Measurement:
     root = built_store(ctx, _size(ctx, "large"))
-    out = subprocess.run(
-        [sys.executable, "-c", _LAUNCH, "-c", _OPEN, str(root)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    opened = json.loads(out)
+    opened = json.loads(run_child(_OPEN, str(root)))
     return Measurement(
         1,
         opened["seconds"],
