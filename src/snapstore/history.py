@@ -24,6 +24,7 @@ from snapstore._options import (
     Durability,
     Options,
     check_count,
+    check_flag,
     check_seq,
     checked_options,
 )
@@ -181,6 +182,7 @@ class IterationHistory:
 
     def repair(self, *, dry_run: bool = False) -> CheckReport:
         """Move damaged bytes to quarantine, keeping every valid record (see docs/recovery.md)."""
+        check_flag("dry_run", dry_run)  # here, for every backend
         self._check_writable()
         return self._backend.repair(dry_run=dry_run)
 

@@ -335,6 +335,16 @@ class HistoryTests:
         assert report.findings == []
         assert history.repair(dry_run=True).ok
 
+    @pytest.mark.parametrize("dry_run", ["yes", 1, None])
+    def test_repair_needs_a_flag_for_dry_run(
+        self, history: IterationHistory, harness: HistoryHarness, dry_run: Any
+    ) -> None:
+        history.append({"x": 1})
+        before = harness.state()
+        with pytest.raises(InvalidInputError, match="dry_run"):
+            history.repair(dry_run=dry_run)
+        assert harness.state() == before
+
     @pytest.mark.parametrize(
         "options",
         [
