@@ -55,13 +55,15 @@ def history(history_path: Path, durability: Durability) -> Iterator[IterationHis
 
 
 @pytest.fixture
-def checkpoints_always_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Open stores through their checkpoint however small the log.
+def index_file_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every save goes to the index file at once, and every open catches the file up in bulk.
 
-    Stores replay a log under 1 MiB instead of loading a checkpoint; tests of
-    the checkpoint path would otherwise never reach it.
+    Stores hold up to a thousand snapshots in memory before adding them to
+    the file, and catch up in bulk only a megabyte behind: tests of small
+    stores would otherwise never query the file, nor reach the bulk path.
     """
-    monkeypatch.setattr(local_store, "REPLAY_BELOW_BYTES", 0)
+    monkeypatch.setattr(local_store, "FLUSH_ROWS", 1)
+    monkeypatch.setattr(local_store, "BULK_CATCH_UP_BYTES", 0)
 
 
 @pytest.fixture

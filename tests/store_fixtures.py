@@ -20,6 +20,7 @@ from snapstore.testing.harnesses import LocalStoreHarness, file_state
 
 __all__ = [
     "DERIVED_FILES",
+    "INDEX_FILES",
     "STAGES",
     "LocalStoreHarness",
     "answers",
@@ -35,7 +36,9 @@ __all__ = [
     "scratch_dir",
 ]
 
+# The checkpoint's files, and the index file with SQLite's files beside it.
 DERIVED_FILES = ("index.parquet", "snapshot_index.json")
+INDEX_FILES = ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm")
 
 
 def answers(store: SnapshotStore) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def answers_of(root: Path) -> dict[str, Any]:
 
 
 def fill_store(root: Path, run_prefix: str = "run") -> Path:
-    """A closed store with versions, several comparison groups and re-pinned baselines.
+    """A closed, checkpointed store with versions, comparison groups and re-pinned baselines.
 
     Stores filled with prefixes of one length have lines of identical lengths.
     """
@@ -83,6 +86,7 @@ def fill_store(root: Path, run_prefix: str = "run") -> Path:
         store.set_baseline(saved[-1])
         store.get_or_establish_baseline(saved[1])
         store.history(f"{run_prefix}-1.TRAINING").append({"loss": 0.5})
+        store.checkpoint()
     return root
 
 
@@ -106,5 +110,6 @@ def copy_store(source: Path, target: Path, *, keep_mtimes: bool = False) -> Path
 
 
 def remove_checkpoint(root: Path) -> None:
-    for name in DERIVED_FILES:
+    """Remove every file the store derives from its logs (it must not be open)."""
+    for name in (*DERIVED_FILES, *INDEX_FILES):
         (root / name).unlink(missing_ok=True)

@@ -31,9 +31,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PARQUET, JSON = DERIVED_FILES
+INDEX = "index.sqlite"
+# Each derived file alone, the checkpoint's pair, and all three.
+WHICH = [(PARQUET,), (JSON,), (INDEX,), (PARQUET, JSON), (INDEX, PARQUET, JSON)]
 
 
-pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
+pytestmark = pytest.mark.usefixtures("index_file_at_every_step")
 
 
 @pytest.fixture
@@ -82,8 +85,8 @@ def _check_answers_and_continues(root: Path, expected: dict[str, Any]) -> None:
     with SnapshotStore(root) as store:
         saved = store.save_snapshot(NormalizedSnapshot("run-new", "TRAINING"))
         assert saved.snapshot_seq == expected["len"] + 1
-    # The next open reads the checkpoint close() wrote, and agrees too.
-    assert (root / PARQUET).exists()
+    # The next open reads the index file close() brought up to date, and agrees too.
+    assert (root / INDEX).exists()
     with SnapshotStore(root) as store:
         assert store.get("run-new", "TRAINING") == saved
         assert len(store) == saved.snapshot_seq
@@ -97,17 +100,23 @@ def test_a_closed_store_has_a_checkpoint_that_agrees_with_its_log(
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-@pytest.mark.parametrize("which", [(PARQUET,), (JSON,), (PARQUET, JSON)], ids="+".join)
-def test_a_damaged_checkpoint_changes_no_answer(
+@pytest.mark.parametrize("which", WHICH, ids="+".join)
+def test_a_damaged_derived_file_changes_no_answer(
     filled: Path, replayed: dict[str, Any], damage: str, which: tuple[str, ...]
 ) -> None:
     for name in which:
         DAMAGE[damage](filled / name)
+    if damage == "flipped" and INDEX in which:
+        # SQLite keeps no checksums: a changed byte that leaves the file
+        # readable is for verify to find, and for repair to rebuild.
+        with SnapshotStore(filled) as store:
+            assert INDEX in {finding.path.name for finding in store.verify().findings}
+            store.repair()
     _check_answers_and_continues(filled, replayed)
 
 
-@pytest.mark.parametrize("which", [(PARQUET,), (JSON,), (PARQUET, JSON)], ids="+".join)
-def test_the_checkpoint_of_another_store_of_the_same_shape_is_ignored(
+@pytest.mark.parametrize("which", WHICH, ids="+".join)
+def test_the_derived_files_of_another_store_of_the_same_shape_are_ignored(
     filled: Path, replayed: dict[str, Any], tmp_path: Path, which: tuple[str, ...]
 ) -> None:
     # Same operations, same name lengths: every log line has the same length
@@ -125,7 +134,9 @@ def test_the_checkpoint_of_another_store_is_ignored(
     other = tmp_path / "other"
     with SnapshotStore(other) as store:
         store.save_snapshot(NormalizedSnapshot("x", "y"))
-    for name in DERIVED_FILES:
+    with SnapshotStore(other) as store:
+        store.checkpoint()
+    for name in (*DERIVED_FILES, INDEX):
         shutil.copy(other / name, filled / name)
     _check_answers_and_continues(filled, replayed)
 
@@ -134,12 +145,12 @@ def test_a_stale_checkpoint_is_completed_from_the_log(tmp_path: Path) -> None:
     root = fill_store(tmp_path / "s")
     with SnapshotStore(root) as store:
         store.checkpoint()
-        stale = {name: (root / name).read_bytes() for name in DERIVED_FILES}
+        stale = {name: (root / name).read_bytes() for name in (*DERIVED_FILES, INDEX)}
         for i in range(5):
             store.save_snapshot(NormalizedSnapshot(f"run-{i}", "TRAINING", metrics={"late": i}))
         store.get_or_establish_baseline(NormalizedSnapshot("run-late", "LATE"))
     for name, data in stale.items():
-        (root / name).write_bytes(data)  # as if close() had crashed before its checkpoint
+        (root / name).write_bytes(data)  # as if the index had lost its latest transactions
     bare = copy_store(root, tmp_path / "bare")
     remove_checkpoint(bare)
     _check_answers_and_continues(root, answers_of(bare))
@@ -152,7 +163,9 @@ def test_a_checkpoint_ahead_of_its_log_is_ignored(tmp_path: Path) -> None:
     with SnapshotStore(root) as store:
         for i in range(5):
             store.save_snapshot(NormalizedSnapshot(f"run-{i}", "TRAINING", metrics={"late": i}))
-    for name in DERIVED_FILES:
+    with SnapshotStore(root) as store:
+        store.checkpoint()
+    for name in (*DERIVED_FILES, INDEX):
         shutil.copy(root / name, older / name)
     bare = copy_store(older, tmp_path / "bare")
     remove_checkpoint(bare)

@@ -263,7 +263,6 @@ def test_a_checkpoint_imports_nothing_while_a_fork_may_wait_for_it(tmp_path: Pat
 import sys
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore.backends.local import checkpoint as checkpoint_module
-from snapstore.backends.local import store as local_store
 
 imported = []
 
@@ -274,11 +273,12 @@ class Watched:
         imported.extend(set(sys.modules) - self.before)
 
 checkpoint_module.arrow_barrier = Watched()
-local_store.REPLAY_BELOW_BYTES = 0  # open through the checkpoint however small the log
 with SnapshotStore({str(tmp_path / "s")!r}) as store:
     store.save_snapshot(NormalizedSnapshot(run_id="a", stage="train"))
+    store.checkpoint()
 with SnapshotStore({str(tmp_path / "s")!r}) as store:
     store.save_snapshot(NormalizedSnapshot(run_id="b", stage="train"))
+    store.checkpoint()
 print(sorted(imported))
 """
     done = subprocess.run(

@@ -87,20 +87,18 @@ def test_a_store_read_through_the_index_built_by_replay_checks_the_line(
             STORE_READS[read](store)
 
 
-@pytest.mark.usefixtures("checkpoints_always_loaded")
+@pytest.mark.usefixtures("index_file_at_every_step")
 @pytest.mark.parametrize("read", STORE_READS)
-def test_a_store_read_through_a_loaded_checkpoint_checks_the_line(
-    tmp_path: Path, read: str
-) -> None:
+def test_a_store_read_through_its_index_file_checks_the_line(tmp_path: Path, read: str) -> None:
     root = tmp_path / "s"
     fill(root)
-    assert (root / "index.parquet").exists()
+    assert (root / "index.sqlite").exists()
     flip_inside_value(root / "snapshots.jsonl", 0)
     # Replaying this log reads every line and refuses to open: an open that
-    # succeeds took the places from the checkpoint and has not read the line.
+    # succeeds took the places from the index file and has not read the line.
     bare = tmp_path / "bare"
     shutil.copytree(root, bare)
-    (bare / "index.parquet").unlink()
+    (bare / "index.sqlite").unlink()
     with pytest.raises(CorruptionError):
         SnapshotStore(bare)
     with SnapshotStore(root) as store:

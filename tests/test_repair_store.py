@@ -48,7 +48,8 @@ QUARANTINE = "quarantine"
 
 
 def build_store(root: Path, runs: int = 4) -> None:
-    """Three stages a run, two comparison groups a stage, two baseline pins, a history."""
+    """Three stages a run, two comparison groups a stage, two baseline pins, a history,
+    and a checkpoint."""
     with SnapshotStore(root) as store:
         saved = [
             store.save_snapshot(
@@ -68,6 +69,7 @@ def build_store(root: Path, runs: int = 4) -> None:
         history = store.history("train")
         for step in range(6):
             history.append({"step": step}, key=f"step-{step}")
+        store.checkpoint()
 
 
 @pytest.fixture(scope="module")

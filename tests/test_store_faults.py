@@ -14,6 +14,7 @@ import errno
 import shutil
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -43,13 +44,12 @@ from snapstore import (
     StorageError,
 )
 from snapstore._log.seam import FileSystem, installed
-from snapstore.backends.local.checkpoint import INDEX_JSON, INDEX_PARQUET
 from snapstore.backends.local.layout import BASELINE_LOG, SNAPSHOT_LOG
 from snapstore.testing import FaultInjector
+from store_fixtures import remove_checkpoint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 Snaps = tuple[NormalizedSnapshot, ...]
 
@@ -57,7 +57,7 @@ Snaps = tuple[NormalizedSnapshot, ...]
 # Stores open through their checkpoint however small (as large stores do), so
 # every crash state also exercises loading, validating and discarding one.
 # Descriptor counts are compared with the collector paused: see helpers.open_fds.
-pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded", "gc_paused")
+pytestmark = pytest.mark.usefixtures("index_file_at_every_step", "gc_paused")
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,7 @@ def plain(root: Path) -> Stored:
 
 def without_checkpoint(root: Path) -> Stored:
     stored = plain(root)
-    for name in (INDEX_PARQUET, INDEX_JSON):
-        (root / STORE / name).unlink()
+    remove_checkpoint(root / STORE)
     return stored
 
 
@@ -353,6 +352,7 @@ def test_a_failed_sync_of_the_pin_log_makes_the_store_refuse_every_write(tmp_pat
 def test_reopening_a_repaired_log_that_fails_keeps_no_descriptor(tmp_path: Path) -> None:
     damaged(tmp_path)
     fs = FaultInjector(only={"fd_identity"})
+    unopened = open_fds()
     with installed(fs):
         store = SnapshotStore(tmp_path / STORE)
     fds = open_fds()
@@ -362,9 +362,16 @@ def test_reopening_a_repaired_log_that_fails_keeps_no_descriptor(tmp_path: Path)
     with pytest.raises(StorageError):
         store.repair()
     fs.arm(None)
-    assert open_fds() == fds
+    # SQLite keeps the descriptors of the index connections repair closed
+    # while this handle's connection holds locks on the file (closing them
+    # would drop those locks), and closes them with the last connection.
+    index = tmp_path / STORE / "index.sqlite"
+    parked = {fd for fd in open_fds() - fds if Path(f"/proc/self/fd/{fd}").readlink() == index}
+    assert open_fds() - fds == parked
+    assert fds <= open_fds()
     assert [s.snapshot_seq for s in store.snapshots()] == [1, 3, 4]
     store.close()
+    assert open_fds() == unopened
 
 
 def test_a_save_whose_automatic_checkpoint_fails_returns_normally(tmp_path: Path) -> None:

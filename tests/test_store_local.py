@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
+pytestmark = pytest.mark.usefixtures("index_file_at_every_step")
 
 
 class TestLocalStore(SnapshotStoreTests):

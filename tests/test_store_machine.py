@@ -17,7 +17,10 @@ from hypothesis.stateful import precondition, rule
 from snapstore import SnapshotStore
 from snapstore.backends.local import store as local_store
 from snapstore.testing.machines import SnapshotStoreMachine
-from store_fixtures import DERIVED_FILES, remove_checkpoint, scratch_dir
+from store_fixtures import DERIVED_FILES, INDEX_FILES, remove_checkpoint, scratch_dir
+
+# The checkpoint's files and the index file: what a crash could leave older than the log.
+STASHED = (*DERIVED_FILES, INDEX_FILES[0])
 
 
 def machine_settings() -> settings:
@@ -33,9 +36,10 @@ class LocalStoreMachine(SnapshotStoreMachine):
     """The shipped machine on a store directory, and what only a directory has: checkpoints."""
 
     def __init__(self) -> None:
-        # Load checkpoints however small the log, so that reopening goes through them.
-        self.replay_below = local_store.REPLAY_BELOW_BYTES
-        local_store.REPLAY_BELOW_BYTES = 0
+        # Every save goes to the index file, and every reopening catches it up
+        # in bulk, however small the store.
+        self.tuned = (local_store.FLUSH_ROWS, local_store.BULK_CATCH_UP_BYTES)
+        local_store.FLUSH_ROWS, local_store.BULK_CATCH_UP_BYTES = 1, 0
         self.root = scratch_dir("snapstore-machine-") / "store"
         self.stashed: dict[str, bytes] | None = None
         super().__init__()
@@ -49,15 +53,21 @@ class LocalStoreMachine(SnapshotStoreMachine):
         remove_checkpoint(self.root)
         self.store = self.open_store()
 
-    @precondition(lambda self: (self.root / DERIVED_FILES[0]).exists())
+    @precondition(lambda self: (self.root / INDEX_FILES[0]).exists())
     @rule()
     def stash_checkpoint(self) -> None:
-        self.stashed = {name: (self.root / name).read_bytes() for name in DERIVED_FILES}
+        # Taken with no connection open (between two handles), the index
+        # file is whole: SQLite moved its log into it at the last close.
+        self.store.close()
+        self.stashed = {
+            name: (self.root / name).read_bytes() for name in STASHED if (self.root / name).exists()
+        }
+        self.store = self.open_store()
 
     @precondition(lambda self: self.stashed is not None)
     @rule()
     def reopen_with_the_stashed_checkpoint(self) -> None:
-        self.store.close()  # writes a fresh checkpoint, replaced by the stashed one
+        self.store.close()
         assert self.stashed is not None
         for name, data in self.stashed.items():
             (self.root / name).write_bytes(data)
@@ -68,7 +78,7 @@ class LocalStoreMachine(SnapshotStoreMachine):
             super().teardown()
         finally:
             shutil.rmtree(self.root.parent)
-            local_store.REPLAY_BELOW_BYTES = self.replay_below
+            local_store.FLUSH_ROWS, local_store.BULK_CATCH_UP_BYTES = self.tuned
 
 
 LocalStoreMachine.TestCase.settings = machine_settings()

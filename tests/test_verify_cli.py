@@ -25,6 +25,7 @@ def store(tmp_path: Path) -> Path:
                 NormalizedSnapshot(run_id=f"run-{i}", stage="train", metrics={"loss": i})
             )
         opened.history("steps").extend({"step": step} for step in range(3))
+        opened.checkpoint()
     return root
 
 
@@ -64,6 +65,7 @@ def test_commands_in_a_subprocess(store: Path) -> None:
     assert f"{log}:3 (byte {offset}): checksum mismatch" in found.stdout
     # The derived indices still hold the damaged snapshot: reported as well.
     assert "index.parquet: row of snapshot_seq 3 disagrees with the log" in found.stdout
+    assert "index.sqlite: rows disagree with the log from snapshot_seq 3" in found.stdout
     check_summary(found.stdout)
 
     repaired = snapstore("repair", str(store))

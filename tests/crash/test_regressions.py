@@ -72,7 +72,7 @@ def test_quarantine_directory_left_unsynced_by_a_crashed_recovery(tmp_path: Path
     )
 
 
-@pytest.mark.usefixtures("checkpoints_always_loaded")
+@pytest.mark.usefixtures("index_file_at_every_step")
 def test_checkpoint_of_a_log_that_a_crashed_repair_replaced(tmp_path: Path) -> None:
     """repair renamed the rewritten snapshot log into place and died before rebuilding
     the derived indices, so the checkpoint describes the old log. Opening rejected its

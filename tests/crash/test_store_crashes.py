@@ -57,7 +57,7 @@ WHOLE = (4096,)
 
 # Stores open through their checkpoint however small (as large stores do), so
 # every crash state also exercises loading, validating and discarding one.
-pytestmark = pytest.mark.usefixtures("checkpoints_always_loaded")
+pytestmark = pytest.mark.usefixtures("index_file_at_every_step")
 
 
 def check_all(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from snapstore.backends.local.disk_index import SHARED_MEMORY
 from snapstore.backends.memory import MemoryHistory, MemoryStore
 from snapstore.history import IterationHistory
 from snapstore.store import SnapshotStore
@@ -22,11 +23,15 @@ _Handle = TypeVar("_Handle", SnapshotStore, IterationHistory)
 
 
 def file_state(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path -> bytes)."""
+    """Every file under ``root`` (relative path -> bytes), but SQLite's shared memory.
+
+    ``index.sqlite-shm`` holds no data: it is where connections to the index
+    file coordinate, readers included (they mark what they read there).
+    """
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != SHARED_MEMORY
     }
 
 

@@ -1,20 +1,20 @@
-"""Checkpoints: the derived files that let a store open without replaying its whole log.
+"""Checkpoints: the whole index as files that DuckDB, pandas and people read.
 
 ``index.parquet`` holds one row per snapshot (seq, names, comparison key,
 creation time, where its line is in the log, and the two chain links of the
-index); ``snapshot_index.json`` holds the latest seq per ``run_id:stage`` and the
-baselines. Both record the log position they cover, with a digest of the log
-line at that position. They are caches: each is
-written atomically (temp, sync, rename, directory sync), either may be deleted,
-and a checkpoint that is unreadable or disagrees with the log is ignored — the
-store then replays the log, which always wins.
+index); ``snapshot_index.json`` holds the latest seq per ``run_id:stage`` and
+the baselines. Both record the log position they cover, with a digest of the
+log line at that position. They are written by ``checkpoint()`` (and every
+``checkpoint_every`` saves of a long-lived handle), never on a short
+process's path: stores answer from ``index.sqlite`` (see ``disk_index``).
+They are caches: each is written atomically (temp, sync, rename, directory
+sync), either may be deleted, and verify reports one that is unreadable or
+disagrees with the log.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import logging
 import zlib
 from array import array
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ import orjson
 from snapstore._errors import CorruptionError
 from snapstore._fork import arrow_barrier
 from snapstore._log.checked import LogPosition
-from snapstore._log.record import decode_line
+from snapstore.backends.local.disk_index import line_digest
 from snapstore.backends.local.snapshot_index import SnapshotIndex
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ INDEX_JSON = "snapshot_index.json"
 INDEX_PARQUET = "index.parquet"
 CHECKPOINT_FORMAT = 2  # 2: the position carries line_sha256
 _METADATA_KEY = b"snapstore"
-
-logger = logging.getLogger("snapstore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +62,7 @@ def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -
     checkpoint renamed over those is one that verify reports and repair
     rebuilds again.
     """
-    digest = _line_digest(log, image.position)
+    digest = line_digest(log, image.position)
     if digest is None and image.position.seq > 0:
         return False
     meta = _position_meta(image.position, digest, image.index.count)
@@ -85,13 +83,14 @@ def write_checkpoint(fs: FileSystem, root: Path, log: Path, image: IndexImage) -
 
 
 def load_checkpoint(
-    root: Path, log: Path, *, strict: bool = False, data: bytes | None = None
+    root: Path, log: Path, *, data: bytes | None = None
 ) -> tuple[SnapshotIndex, LogPosition] | None:
-    """The index as of the newest checkpoint of ``log``, or None if there is no usable one.
+    """The index as of the checkpoint of ``log``; None if there is none.
 
-    With ``strict``, an unusable checkpoint raises CorruptionError instead.
-    ``data``: the bytes of index.parquet, already read (verify judges one
-    reading of the file, which another process may replace at any time).
+    Raises CorruptionError for a checkpoint that is unreadable or describes
+    another log. ``data``: the bytes of index.parquet, already read (verify
+    judges one reading of the file, which another process may replace at
+    any time).
     """
     parquet = root / INDEX_PARQUET
     try:
@@ -104,16 +103,10 @@ def load_checkpoint(
         _import_arrow()
         with source, arrow_barrier:
             index, start, meta = _read_parquet(source)
-    except Exception as exc:  # any unreadable cache means: replay the log
-        if strict:
-            raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
-        logger.warning("ignoring unusable checkpoint %s: %s", parquet, exc)
-        return None
-    if meta["position"].get("line_sha256") != _line_digest(log, start):
-        if strict:
-            raise CorruptionError(parquet, 0, None, f"the checkpoint does not describe {log}")
-        logger.warning("ignoring checkpoint %s: it does not describe %s", parquet, log)
-        return None
+    except Exception as exc:  # whatever pyarrow raises, the file is unusable
+        raise CorruptionError(parquet, 0, None, f"unusable checkpoint: {exc}") from exc
+    if meta["position"].get("line_sha256") != line_digest(log, start):
+        raise CorruptionError(parquet, 0, None, f"the checkpoint does not describe {log}")
     return index, start
 
 
@@ -141,29 +134,6 @@ def _position_meta(position: LogPosition, line_sha256: str | None, count: int) -
         },
         "count": count,
     }
-
-
-def _line_digest(log: Path, position: LogPosition) -> str | None:
-    """SHA-256 of the log line a checkpoint ends at: ties the checkpoint to this very log.
-
-    The position alone (offset, seq, length) also fits any log whose lines have
-    the same lengths: a sibling store of the same pipeline, or an older copy of
-    this one. Its line differs (content, microsecond timestamp, checksum).
-    None when the position holds no valid record of its seq: the log is not
-    the one the position was taken in.
-    """
-    if position.seq == 0 or position.length <= 0 or position.end < position.length:
-        return None
-    try:
-        with log.open("rb") as file:
-            file.seek(position.end - position.length)
-            line = file.read(position.length)
-    except OSError:
-        return None
-    record = decode_line(line[:-1]) if line.endswith(b"\n") else None
-    if record is None or record["seq"] != position.seq:
-        return None
-    return hashlib.sha256(line).hexdigest()
 
 
 def _import_arrow() -> None:

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snapstore._names import group_key, index_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _MISSING = -1
 
@@ -41,8 +45,15 @@ class IndexRow:
 
 
 class SnapshotIndex:
-    def __init__(self) -> None:
-        # Slot 0 is unused so that a seq is its own position.
+    """The index of the snapshots after seq ``base`` (all of them, with base 0).
+
+    A store that answers from its index file holds here only what the file
+    does not cover: chains then end (0) where they leave this part.
+    """
+
+    def __init__(self, base: int = 0) -> None:
+        self.base = base
+        # Slot 0 is unused so that seq ``base + i`` is at slot i.
         self.offsets = array("q", [_MISSING])
         self.lengths = array("q", [0])
         self.created_us = array("q", [0])
@@ -73,28 +84,42 @@ class SnapshotIndex:
         before the plain stores that count the snapshot and mark it present).
         """
         self.grow_to(seq)
+        slot = seq - self.base
         # Many snapshots share a run id, stage or comparison key: keep one copy.
-        run_id = self.run_ids[seq] = self._intern(run_id)
-        stage = self.stages[seq] = self._intern(stage)
-        comparison_key = self.comparison_keys[seq] = self._intern(comparison_key)
-        self.lengths[seq] = length
-        self.created_us[seq] = created_us
+        run_id = self.run_ids[slot] = self._intern(run_id)
+        stage = self.stages[slot] = self._intern(stage)
+        comparison_key = self.comparison_keys[slot] = self._intern(comparison_key)
+        self.lengths[slot] = length
+        self.created_us[slot] = created_us
         versions = self.latest.setdefault(stage, {})
         group = self.group_latest.setdefault(stage, {})
         # On a second offer, the chains may already lead to this very seq.
         if (previous := versions.get(run_id, 0)) != seq:
-            self.prev_version[seq] = previous
+            self.prev_version[slot] = previous
         if (previous := group.get(comparison_key, 0)) != seq:
-            self.prev_comparable[seq] = previous
+            self.prev_comparable[slot] = previous
         versions[run_id] = seq
         group[comparison_key] = seq
-        if self.offsets[seq] == _MISSING:
+        if self.offsets[slot] == _MISSING:
             self.count += 1
-            self.offsets[seq] = offset
+            self.offsets[slot] = offset
+
+    def extend(self, rows: Iterable[IndexRow]) -> None:
+        """Add the snapshots ``rows`` describe (in seq order)."""
+        for row in rows:
+            self.add(
+                row.seq,
+                row.run_id,
+                row.stage,
+                row.comparison_key,
+                row.created_us,
+                row.offset,
+                row.length,
+            )
 
     def copy(self) -> SnapshotIndex:
         """An independent copy (for a checkpoint written while saves go on)."""
-        clone = SnapshotIndex()
+        clone = SnapshotIndex(self.base)
         clone.offsets = array("q", self.offsets)
         clone.lengths = array("q", self.lengths)
         clone.created_us = array("q", self.created_us)
@@ -128,30 +153,40 @@ class SnapshotIndex:
         }
 
     def has(self, seq: int) -> bool:
-        return 0 < seq < len(self.offsets) and self.offsets[seq] != _MISSING
+        slot = seq - self.base
+        return 0 < slot < len(self.offsets) and self.offsets[slot] != _MISSING
 
     def place(self, seq: int | None) -> tuple[int, int] | None:
         """Where snapshot ``seq`` is in the log: ``(offset, length)``; None if it is not."""
-        if seq is None or not 0 < seq < len(self.offsets):
+        if seq is None:
             return None
-        offset = self.offsets[seq]
-        return None if offset == _MISSING else (offset, self.lengths[seq])
+        slot = seq - self.base
+        if not 0 < slot < len(self.offsets):
+            return None
+        offset = self.offsets[slot]
+        return None if offset == _MISSING else (offset, self.lengths[slot])
 
     def last_seq(self) -> int:
-        return len(self.offsets) - 1
+        return self.base + len(self.offsets) - 1
 
     def row(self, seq: int) -> IndexRow:
+        slot = seq - self.base
         return IndexRow(
             seq,
-            self.run_ids[seq],
-            self.stages[seq],
-            self.comparison_keys[seq],
-            self.created_us[seq],
-            self.offsets[seq],
-            self.lengths[seq],
-            self.prev_version[seq],
-            self.prev_comparable[seq],
+            self.run_ids[slot],
+            self.stages[slot],
+            self.comparison_keys[slot],
+            self.created_us[slot],
+            self.offsets[slot],
+            self.lengths[slot],
+            self.prev_version[slot],
+            self.prev_comparable[slot],
         )
+
+    def rows(self) -> list[IndexRow]:
+        """Every snapshot held, in seq order."""
+        last = self.last_seq()
+        return [self.row(seq) for seq in range(self.base + 1, last + 1) if self.has(seq)]
 
     def versions(self, run_id: str, stage: str) -> list[int]:
         """Every seq of ``(run_id, stage)``, oldest first."""
@@ -159,7 +194,7 @@ class SnapshotIndex:
         seq = self.latest_seq(run_id, stage) or 0
         while seq:
             seqs.append(seq)
-            seq = self.prev_version[seq]
+            seq = self.prev_version[seq - self.base]
         seqs.reverse()
         return seqs
 
@@ -167,19 +202,20 @@ class SnapshotIndex:
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> int | None:
         """The highest seq below ``below`` in the group, from a run other than ``run_id``."""
+        base, links = self.base, self.prev_comparable
         if (
             below is not None
             and self.has(below)
-            and self.stages[below] == stage
-            and (self.comparison_keys[below] == comparison_key)
+            and self.stages[below - base] == stage
+            and (self.comparison_keys[below - base] == comparison_key)
         ):
-            seq = self.prev_comparable[below]  # a stored member: its own link is the start
+            seq = links[below - base]  # a stored member: its own link is the start
         else:
             seq = self.group_latest.get(stage, {}).get(comparison_key, 0)
             while seq and below is not None and seq >= below:
-                seq = self.prev_comparable[seq]
-        while seq and self.run_ids[seq] == run_id:
-            seq = self.prev_comparable[seq]
+                seq = links[seq - base]
+        while seq and self.run_ids[seq - base] == run_id:
+            seq = links[seq - base]
         return seq or None
 
     def seqs(self, run_id: str | None, stage: str | None) -> list[int]:
@@ -187,11 +223,11 @@ class SnapshotIndex:
         if run_id is not None and stage is not None:
             return self.versions(run_id, stage)
         return [
-            seq
-            for seq in range(1, len(self.offsets))
-            if self.offsets[seq] != _MISSING
-            and (run_id is None or self.run_ids[seq] == run_id)
-            and (stage is None or self.stages[seq] == stage)
+            self.base + slot
+            for slot in range(1, len(self.offsets))
+            if self.offsets[slot] != _MISSING
+            and (run_id is None or self.run_ids[slot] == run_id)
+            and (stage is None or self.stages[slot] == stage)
         ]
 
     def grow_to(self, seq: int) -> None:
@@ -199,7 +235,7 @@ class SnapshotIndex:
         # is a hole marked _MISSING.
         # Each column grows on its own to the same size, the sentinel last, so
         # a growth cut short by an interrupt is completed by the next one.
-        size = seq + 1
+        size = seq - self.base + 1
         if len(self.comparison_keys) >= size:
             return
         self.offsets.extend([_MISSING] * (size - len(self.offsets)))

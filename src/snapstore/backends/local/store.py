@@ -5,8 +5,9 @@
   .lock                 the store's writer lock (never deleted)
   snapshots.jsonl       the commit log: one snapshot a line; its seq is the snapshot_seq
   baselines.jsonl       baseline pins, a checked log of its own (seq space apart)
-  snapshot_index.json   derived: latest seq per "run_id:stage", groups, baselines
-  index.parquet         derived: one row per snapshot
+  index.sqlite          derived: where each snapshot is, queried in place (disk_index)
+  snapshot_index.json   derived, by checkpoint(): latest seq per "run_id:stage", groups, baselines
+  index.parquet         derived, by checkpoint(): one row per snapshot, for analytics
   history/<name>.jsonl  named IterationHistory logs
   quarantine/           bytes moved aside by recovery and repair
 """
@@ -16,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sqlite3
 import threading
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from snapstore import _fork
 from snapstore._errors import (
     CheckpointWarning,
     CorruptionError,
@@ -42,12 +45,8 @@ from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT
 from snapstore._names import group_key
 from snapstore._records import Entry
 from snapstore._values import loads, same_content
-from snapstore.backends.local.checkpoint import (
-    INDEX_PARQUET,
-    IndexImage,
-    load_checkpoint,
-    write_checkpoint,
-)
+from snapstore.backends.local.checkpoint import IndexImage, write_checkpoint
+from snapstore.backends.local.disk_index import DiskIndex, Row, open_index, read_rows
 from snapstore.backends.local.layout import (
     BASELINE_LOG,
     HISTORY_DIR,
@@ -57,7 +56,7 @@ from snapstore.backends.local.layout import (
     SNAPSHOT_LOG,
     STORE_FORMAT,
 )
-from snapstore.backends.local.snapshot_index import SnapshotIndex
+from snapstore.backends.local.snapshot_index import IndexRow, SnapshotIndex
 from snapstore.snapshot import stored_snapshot
 
 if TYPE_CHECKING:
@@ -68,18 +67,33 @@ if TYPE_CHECKING:
 
 # Files a store may hold before its marker exists (a creation that crashed).
 _PRE_MARKER = {LOCK_FILE}
-REPLAY_BELOW_BYTES = 1 << 20
+# An open that finds the index file this far behind the log (about 2,700
+# snapshots) adds the missing rows to the file in bulk; less is read into
+# memory, and added to the file at the next flush.
+BULK_CATCH_UP_BYTES = 1 << 20
+# How many snapshots a handle holds in memory before it adds them to the
+# index file (and at close): one transaction for many saves.
+FLUSH_ROWS = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_T = TypeVar("_T")
+_Found = tuple[int, int, int]  # a snapshot's seq, and its line's offset and length
+# Index files of handles inherited through fork(): never closed in the child
+# (see close()), so kept referenced here rather than closed by the collector.
+_inherited_indices: list[DiskIndex] = []
 
 
 class LocalStore:
-    """One open handle on a store directory: its two logs, their index and its checkpoint.
+    """One open handle on a store directory: its two logs and their indices.
 
-    The reads answer from the in-memory index, brought up to date with the
-    logs first (a stat when nothing changed). Verification, repair and the
-    store's histories are added by ``backend.LocalSnapshotBackend``, which
-    sits above the checks that themselves open a ``LocalStore``.
+    Lookups go to the index file (``index.sqlite``) for the snapshots it
+    covers, and to an in-memory index (the *tail*) for those after: the
+    records this handle took from the log since, which it adds to the file
+    every ``FLUSH_ROWS`` and at close. Each answer takes in what other
+    handles committed first (a stat when nothing changed). Verification,
+    repair and the store's histories are added by
+    ``backend.LocalSnapshotBackend``, which sits above the checks that
+    themselves open a ``LocalStore``.
     """
 
     def __init__(
@@ -89,7 +103,6 @@ class LocalStore:
         *,
         checkpoint_every: int,
         strict: bool = False,
-        use_checkpoint: bool = True,
     ) -> None:
         self.location = str(root)
         self.path = root
@@ -107,6 +120,8 @@ class LocalStore:
         self._checkpoint_lock = threading.Lock()
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
+        self._log_path = self.root / SNAPSHOT_LOG
+        self._opened_at = _fork.forks()
         with (
             read_only_hint(read_only),
             storage_errors(self.root),
@@ -129,42 +144,57 @@ class LocalStore:
             if not read_only:
                 for directory in (self.root, self.root / HISTORY_DIR, self.root / QUARANTINE_DIR):
                     self._fs.remove_stale_temps(directory)
-            attempt = use_checkpoint and self._log_is_large()
-            loaded = load_checkpoint(self.root, self.root / SNAPSHOT_LOG) if attempt else None
-            self._index, start = loaded if loaded is not None else (SnapshotIndex(), None)
-            # The seq the checkpoint on disk covers (0: none); None when there is
-            # one that is unusable (it describes another version of the log), to
-            # be replaced at the next save.
-            self._checkpointed: int | None = (
-                start.seq
-                if start is not None
-                else None
-                if attempt and (self.root / INDEX_PARQUET).exists()
-                else 0
-            )
+            self._disk = self._open_index()
+            if self._disk is not None:
+                opened.callback(self._disk.close)
+            base = self._disk.covered if self._disk is not None else None
+            # The part of the log the file covers, and how many snapshots it holds.
+            self._base = base.position if base is not None else LogPosition()
+            self._base_count = base.size if base is not None else 0
+            self._tail = SnapshotIndex(self._base.seq)
             self._snapshots = self._open_log(
-                SNAPSHOT_LOG, self._index_snapshot, self._clear_index, start
+                SNAPSHOT_LOG, self._index_snapshot, self._clear_index, self._base
             )
             opened.callback(_close_quietly, self._snapshots)
             self._baseline_log = self._open_log(
                 BASELINE_LOG, self._index_pin, self._baselines.clear, None
             )
-            if not attempt:
-                # A small log is replayed, not loaded: the checkpoint on disk is
-                # left as it is until the next one is due (every N saves, or at
-                # close after a save), instead of being rewritten on first save.
-                self._checkpointed = self._snapshots.last_seq
+            # The automatic checkpoint counts the saves this handle sees from
+            # now: a short process never writes one.
+            self._checkpointed = self._snapshots.last_seq
             opened.pop_all()  # opened: the handle owns its files now
 
     # -- opening -------------------------------------------------------------
 
-    def _log_is_large(self) -> bool:
-        # Replaying a small log (about 4,000 snapshots a MiB) takes less time than
-        # importing pyarrow to read a checkpoint.
+    def _open_index(self) -> DiskIndex | None:
+        """The index file, brought up to date in bulk if it is far behind the log.
+
+        None for a handle that answers from memory alone: read-only with no
+        usable file (a read-only open writes nothing, so it cannot mend one).
+        """
+        writable = not self.options.read_only
+        disk = open_index(
+            self.root, self._log_path, writable=writable, busy_timeout=self.options.lock_timeout
+        )
+        if disk is None or not writable:
+            return disk
         try:
-            return (self.root / SNAPSHOT_LOG).stat().st_size >= REPLAY_BELOW_BYTES
+            behind = self._log_path.stat().st_size - disk.covered.position.end
         except FileNotFoundError:
-            return False
+            return disk  # a new store: no log yet
+        if behind >= BULK_CATCH_UP_BYTES:
+            # In "fsync" mode the log is synced first: records another process
+            # wrote and died before syncing must be durable before the index
+            # names them (as the log's own catch-up does). Left behind on
+            # failure: this handle then reads the rest of the log into memory.
+            try:
+                disk.catch_up(self._fs, self._log_path, sync=self.options.durability == "fsync")
+            except sqlite3.Error:
+                pass
+            except BaseException:  # the log failed: no handle, so nothing left open
+                disk.close()
+                raise
+        return disk
 
     def _find_marker(self) -> None:
         """For a read-only open: the store must exist; nothing is created."""
@@ -236,10 +266,11 @@ class LocalStore:
 
     def _index_snapshot(self, record: LogRecord) -> None:
         with self._index_lock:
-            if self._index.has(record.seq):
+            tail = self._tail
+            if record.seq <= tail.base or tail.has(record.seq):
                 return  # offered again after an interrupted commit: already held
             try:
-                index_snapshot(self._index, record)
+                index_snapshot(tail, record)
             except (KeyError, TypeError) as exc:
                 # A line with a valid checksum that is not a snapshot: written by
                 # something other than snapstore.
@@ -248,12 +279,15 @@ class LocalStore:
                 ) from None
 
     def _clear_index(self) -> None:
+        # The log was replaced (repair rewrote it), or is not the one the
+        # index file was checked against: the log is read again from its
+        # start, into memory. This handle stops using the index file, which
+        # describes the old log until the next handle to open empties it.
         with self._index_lock:
-            self._index = SnapshotIndex()
-        # The log was replaced, or is not the one the checkpoint was taken of
-        # (repair rewrote it and crashed before rebuilding the indices): the
-        # checkpoint on disk is wrong, not just behind. Replace it at the next save.
-        self._checkpointed = None
+            self._drop_disk()
+            self._tail = SnapshotIndex()
+            self._base = LogPosition()
+            self._base_count = 0
 
     def _index_pin(self, record: LogRecord) -> None:
         data = record.data
@@ -274,11 +308,9 @@ class LocalStore:
             None,
         )
         if latest is None:
-            with self._index_lock:
-                place = self._index.place(self._index.latest_seq(run_id, stage))
-            if place is None:
+            latest = self._lookup(lambda: self._latest(run_id, stage), read)
+            if latest is None:
                 return None  # a new key: nothing to compare
-            latest = read(*place)
         return latest if same_content(latest.data, entry.data_json) else None
 
     # -- the store: SnapshotBackend, less what backend.py adds ------------------
@@ -291,14 +323,13 @@ class LocalStore:
     def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:  # noqa: ARG002 - the payload holds all a line needs
         self._check_writable()
         (record,) = self._snapshots.append([Entry(payload, None)])
+        self._maybe_flush()
         self._maybe_checkpoint()
         return _snapshot_from(record)
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
-        self._snapshots.refresh()
-        with self._index_lock:
-            place = self._index.place(self._index.latest_seq(run_id, stage))
-        return self._read(place)
+        self._refresh_snapshots()
+        return self._find(lambda: self._latest(run_id, stage))
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
         # Refreshed on a miss only: the snapshot a seq names never changes.
@@ -309,32 +340,35 @@ class LocalStore:
         return found
 
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
-        self._snapshots.refresh()
-        with self._index_lock:
-            seqs = self._index.versions(run_id, stage)
-        return self._read_all(seqs)
+        return self._read_all(self._seqs(run_id, stage))
 
     def snapshots(self, run_id: str | None, stage: str | None) -> Iterator[NormalizedSnapshot]:
-        self._snapshots.refresh()
         if run_id is None and stage is None:
+            self._refresh_snapshots()
             end = self._snapshots.position.end
             return (_snapshot_from(record) for record in self._snapshots.scan(end))
-        with self._index_lock:
-            seqs = self._index.seqs(run_id, stage)
-        return iter(self._read_all(seqs))
+        return iter(self._read_all(self._seqs(run_id, stage)))
 
     def count(self) -> int:
-        self._snapshots.refresh()
-        return self._index.count
+        self._refresh_snapshots()
+        with self._index_lock:
+            return self._base_count + self._tail.count
 
     def previous_comparable(
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> NormalizedSnapshot | None:
-        self._snapshots.refresh()
-        with self._index_lock:
-            seq = self._index.previous_comparable(stage, comparison_key, run_id, below)
-            place = self._index.place(seq)
-        return self._read(place)
+        self._refresh_snapshots()
+
+        def ask() -> _Found | None:
+            tail = self._tail
+            seq = tail.previous_comparable(stage, comparison_key, run_id, below)
+            if seq is not None or self._disk is None:
+                return _in(tail, seq)
+            # None in the tail: the answer, if any, is in the part the file covers.
+            bound = tail.base + 1 if below is None else min(below, tail.base + 1)
+            return self._disk.previous_comparable(stage, comparison_key, run_id, bound)
+
+        return self._find(ask)
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
         # Another handle may have pinned (or re-pinned) the group since we last looked.
@@ -384,14 +418,83 @@ class LocalStore:
         return None if seq is None else self._stored(seq)
 
     def _stored(self, seq: int) -> NormalizedSnapshot | None:
-        """The snapshot ``seq`` as this handle's index holds it (no look at the log)."""
+        """The snapshot ``seq`` as this handle's indices hold it (no look at the log)."""
+
+        def ask() -> _Found | None:
+            if seq > self._tail.base or self._disk is None:
+                return _in(self._tail, seq)
+            return self._disk.place(seq)
+
+        return self._find(ask)
+
+    def _latest(self, run_id: str, stage: str) -> _Found | None:
+        """The newest version of the key; under the index lock."""
+        tail = self._tail
+        seq = tail.latest_seq(run_id, stage)
+        if seq is not None or self._disk is None:
+            return _in(tail, seq)
+        return self._disk.latest(run_id, stage, tail.base)
+
+    def _find(self, ask: Callable[[], _Found | None]) -> NormalizedSnapshot | None:
+        record = self._lookup(ask, self._snapshots.read)
+        return None if record is None else _snapshot_from(record)
+
+    def _lookup(
+        self, ask: Callable[[], _Found | None], read: Callable[[int, int], LogRecord]
+    ) -> LogRecord | None:
+        """The record ``ask()`` finds in the indices, read from the log with ``read``.
+
+        The index file has no checksums of its own: the line it points at is
+        checked to be the record it names (the line's own checksum, and its
+        seq). A file that fails that is dropped, and the lookup made again
+        from memory, where the log itself is read.
+        """
+        found = self._answer(ask)
+        if found is None:
+            return None
+        seq, offset, length = found
+        try:
+            record = read(offset, length)
+        except CorruptionError:
+            if self._disk is None:
+                raise
+            record = None
+        if record is not None and record.seq == seq:
+            return record
+        if self._disk is None:
+            raise CorruptionError(
+                self._log_path, offset, None, f"seq {seq} is not at offset {offset}"
+            )
         with self._index_lock:
-            place = self._index.place(seq)
-        return self._read(place)
+            self._without_disk()
+        return self._lookup(ask, read)
+
+    def _seqs(self, run_id: str | None, stage: str | None) -> list[int]:
+        self._refresh_snapshots()
+
+        def ask() -> list[int]:
+            tail = self._tail
+            older = [] if self._disk is None else self._disk.seqs(run_id, stage, tail.base)
+            return older + tail.seqs(run_id, stage)
+
+        return self._answer(ask)
+
+    def _answer(self, ask: Callable[[], _T]) -> _T:
+        """``ask()`` under the index lock; asked again of memory alone if the file fails."""
+        with self._index_lock:
+            try:
+                return ask()
+            except sqlite3.Error:
+                self._without_disk()
+                return ask()
 
     def refresh(self) -> None:
-        self._snapshots.refresh()
+        self._refresh_snapshots()
         self._baseline_log.refresh()
+
+    def _refresh_snapshots(self) -> None:
+        self._snapshots.refresh()
+        self._maybe_flush()
 
     def checkpoint(self) -> None:
         self._check_writable()
@@ -403,20 +506,15 @@ class LocalStore:
                 self._write_checkpoint()
 
     def close(self, *, finish: bool = True) -> None:
-        # Every file is released even when the checkpoint or closing another
-        # file fails (close(2) releases the descriptor even when it reports EIO).
+        # Every file is released even when closing another one fails
+        # (close(2) releases the descriptor even when it reports EIO).
         with storage_errors(self.root), contextlib.ExitStack() as closing:
             closing.callback(self._lock.close)
             closing.callback(self._baseline_log.close)
             closing.callback(self._snapshots.close)
-            if not finish or self.options.read_only:
-                return
-            if self._snapshots.last_seq != self._checkpointed and not self._failed():
-                # Not checkpoint(): a handle that is closing does not read a
-                # log that repair replaced; the next handle checkpoints it.
-                self._check_writable()
-                with self._checkpoint_lock:
-                    self._write_checkpoint()
+            closing.callback(self._close_disk)
+            if finish and not self.options.read_only and not self._failed():
+                self._flush()
 
     # -- internals -----------------------------------------------------------
 
@@ -430,6 +528,60 @@ class LocalStore:
         self._snapshots.check_writable()
         self._baseline_log.check_writable()
 
+    # -- the index file ------------------------------------------------------
+
+    def _maybe_flush(self) -> None:
+        if self._tail.count >= FLUSH_ROWS and not self.options.read_only and not self._failed():
+            self._flush()
+
+    def _flush(self) -> None:
+        """Add the snapshots held in memory to the index file, in one transaction.
+
+        Every one of them is in the log, durably in "fsync" mode: the log
+        took them in only after its sync (its own appends) or after making
+        them durable (other handles'). A file that cannot take them (busy past
+        the timeout, full, emptied by another process) is left behind: the
+        tail stays in memory and is offered again at the next flush.
+        """
+        with self._index_lock:
+            disk, tail = self._disk, self._tail
+            if disk is None or not tail.count:
+                return
+            to = covered_position(tail)
+            rows = [_disk_row(row) for row in tail.rows()]
+            if disk.add(rows, self._base, to, self._log_path):
+                self._tail = SnapshotIndex(to.seq)
+                self._base, self._base_count = to, self._base_count + tail.count
+
+    def _without_disk(self) -> None:
+        """Answer from memory alone from now on: the index file failed a query.
+
+        The part of the log the file covered is read into memory, ahead of
+        the tail. Called under the index lock.
+        """
+        self._drop_disk()
+        full = SnapshotIndex()
+        for record in self._snapshots.scan(self._base.end):
+            index_snapshot(full, record)
+        full.extend(self._tail.rows())
+        self._tail, self._base, self._base_count = full, LogPosition(), 0
+
+    def _drop_disk(self) -> None:
+        # Closed before it is forgotten: a close cut short by an interrupt
+        # leaves the connection to the next close() (closing is idempotent).
+        if self._disk is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._disk.close()
+            self._disk = None
+
+    def _close_disk(self) -> None:
+        if self._opened_at != _fork.forks() and self._disk is not None:
+            # A copy inherited through fork(): SQLite's connection must not be
+            # used, closed included, in a process other than its opener's.
+            _inherited_indices.append(self._disk)
+            self._disk = None
+        self._drop_disk()
+
     def _maybe_checkpoint(self) -> None:
         """Write the checkpoint if it is due; called after a save was committed.
 
@@ -438,11 +590,9 @@ class LocalStore:
         that is stored): it is reported as a warning and tried again an
         interval later. The indices are a cache; the log has every record.
         """
-        due = checkpoint_interval(self._index.count, self._checkpoint_every)
-        counted_from = self._checkpointed
-        if counted_from is not None and self._retry_after > counted_from:
-            counted_from = self._retry_after
-        if counted_from is not None and self._snapshots.last_seq - counted_from < due:
+        due = checkpoint_interval(self._base_count + self._tail.count, self._checkpoint_every)
+        counted_from = max(self._checkpointed, self._retry_after)
+        if self._snapshots.last_seq - counted_from < due:
             return
         if self._checkpoint_lock.acquire(blocking=False):  # one thread at a time is enough
             try:
@@ -460,11 +610,10 @@ class LocalStore:
 
     def _write_checkpoint(self) -> bool:
         """Checkpoint the index; False if it describes a log that was replaced since."""
-        # The position is read off the index copy itself: the log's position
-        # and the index advance one after the other, and an interrupt may fall
+        index = self._image()
+        # The position is read off the index itself: the log's position and
+        # the index advance one after the other, and an interrupt may fall
         # between, so only the index can say exactly which records it holds.
-        with self._index_lock:
-            index = self._index.copy()
         image = IndexImage(covered_position(index), index, dict(self._baselines))
         with storage_errors(self.root):
             if not write_checkpoint(self._fs, self.root, self.root / SNAPSHOT_LOG, image):
@@ -472,12 +621,19 @@ class LocalStore:
         self._checkpointed = image.position.seq
         return True
 
-    def _read(self, place: tuple[int, int] | None) -> NormalizedSnapshot | None:
-        if place is None:
-            return None
-        # The line is decoded for this call alone: its dicts are nobody else's.
-        line = self._snapshots.read_line(*place)
-        return _snapshot(line["seq"], line["ts"], line["data"])
+    def _image(self) -> SnapshotIndex:
+        """The whole index in memory: the rows the file covers, then the tail."""
+        with self._index_lock:
+            base, tail = self._base, self._tail.copy()
+            disk = self._disk.path if self._disk is not None else None
+        index = SnapshotIndex()
+        # Read through a connection of its own, outside the index lock: the
+        # rows up to ``base`` never change, and lookups go on meanwhile.
+        for row in [] if disk is None else read_rows(disk, base.seq):
+            created_us = (utc_from_iso(row.created_at) - _EPOCH) // _MICROSECOND
+            index.add(*row[:4], created_us, row.offset, row.length)
+        index.extend(tail.rows())
+        return index
 
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self._stored(seq) for seq in seqs]
@@ -516,7 +672,7 @@ def covered_position(index: SnapshotIndex) -> LogPosition:
     the record they were for is offered again by the next catch-up.
     """
     seq = index.last_seq()
-    while seq > 0 and not index.has(seq):
+    while seq > index.base and not index.has(seq):
         seq -= 1
     place = index.place(seq)
     if place is None:
@@ -549,6 +705,19 @@ def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
     )
 
 
+def _in(index: SnapshotIndex, seq: int | None) -> _Found | None:
+    """Where snapshot ``seq`` is, as ``index`` holds it."""
+    place = index.place(seq)
+    return None if seq is None or place is None else (seq, *place)
+
+
+def _disk_row(row: IndexRow) -> Row:
+    created_at = (_EPOCH + row.created_us * _MICROSECOND).isoformat()
+    return Row(
+        row.seq, row.run_id, row.stage, row.comparison_key, created_at, row.offset, row.length
+    )
+
+
 def _close_quietly(opened: WriterLock | CheckedLog) -> None:
     # Releasing after a failure: the first error is the one to report.
     with contextlib.suppress(OSError):
@@ -557,8 +726,4 @@ def _close_quietly(opened: WriterLock | CheckedLog) -> None:
 
 def _snapshot_from(record: LogRecord) -> NormalizedSnapshot:
     # The record's data was decoded for this call alone: its dicts are nobody else's.
-    return _snapshot(record.seq, record.ts, record.data)
-
-
-def _snapshot(seq: int, ts: str, payload: dict[str, Any]) -> NormalizedSnapshot:
-    return stored_snapshot(seq, utc_from_iso(ts), payload)
+    return stored_snapshot(record.seq, utc_from_iso(record.ts), record.data)

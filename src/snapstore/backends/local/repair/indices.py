@@ -24,6 +24,13 @@ from snapstore.backends.local.checkpoint import (
     load_checkpoint,
     read_position,
 )
+from snapstore.backends.local.disk_index import (
+    INDEX_DB,
+    Covered,
+    Row,
+    empty_index,
+    read_index_file,
+)
 from snapstore.backends.local.layout import SNAPSHOT_LOG
 from snapstore.backends.local.snapshot_index import IndexRow, SnapshotIndex
 from snapstore.backends.local.store import LocalStore
@@ -33,8 +40,9 @@ if TYPE_CHECKING:
 
 
 def rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str]:
+    derived = f"{INDEX_DB}, {INDEX_PARQUET} and {INDEX_JSON}"
     if dry_run:
-        return [f"would rebuild {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
+        return [f"would rebuild {derived} from {SNAPSHOT_LOG}"]
     # The old derived files may describe the log as it was before repair
     # rewrote it. Remove them first (they are caches), so that a crash between
     # the two writes below leaves a missing file, never one of another log.
@@ -44,10 +52,11 @@ def rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str]
         fs.unlink(path)
     if stale:
         fs.sync_dir(root)
+    # Emptied, not removed: other processes may have it open (see disk_index).
+    # The handle opened next fills it again from the log.
+    empty_index(root, busy_timeout=lock_timeout)
     try:
-        backend = LocalStore(
-            root, Options(lock_timeout=lock_timeout), checkpoint_every=1, use_checkpoint=False
-        )
+        backend = LocalStore(root, Options(lock_timeout=lock_timeout), checkpoint_every=1)
     except DurabilityError as exc:
         # The handle that failed its sync is this one, already gone: the
         # caller's own handles have not failed, and must not be told to reopen.
@@ -56,7 +65,7 @@ def rebuild_indices(root: Path, dry_run: bool, lock_timeout: float) -> list[str]
         backend.checkpoint()
     finally:
         backend.close()
-    return [f"rebuilt {INDEX_PARQUET} and {INDEX_JSON} from {SNAPSHOT_LOG}"]
+    return [f"rebuilt {derived} from {SNAPSHOT_LOG}"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,7 @@ class Indices:
     parquet: tuple[SnapshotIndex, LogPosition] | str | None
     parquet_crc: str | None
     document: dict[str, Any] | str | None
+    index_file: tuple[Covered, list[Row]] | str | None
 
 
 def read_indices(root: Path) -> Indices:
@@ -80,7 +90,7 @@ def read_indices(root: Path) -> Indices:
     parquet: tuple[SnapshotIndex, LogPosition] | str | None = None
     if data is not None:
         try:
-            parquet = load_checkpoint(root, root / SNAPSHOT_LOG, strict=True, data=data)
+            parquet = load_checkpoint(root, root / SNAPSHOT_LOG, data=data)
         except (CorruptionError, OSError) as exc:
             parquet = f"unreadable checkpoint: {exc}"
     document: dict[str, Any] | str | None
@@ -93,7 +103,7 @@ def read_indices(root: Path) -> Indices:
     except (orjson.JSONDecodeError, OSError, ValueError) as exc:
         document = f"not a snapstore index document: {exc}"
     crc = None if data is None else f"{zlib.crc32(data):08x}"
-    return Indices(parquet, crc, document)
+    return Indices(parquet, crc, document, read_index_file(root))
 
 
 def judge_indices(root: Path, indices: Indices, replay: SnapshotIndex) -> list[Finding]:
@@ -109,7 +119,35 @@ def judge_indices(root: Path, indices: Indices, replay: SnapshotIndex) -> list[F
         findings.extend(found)
     if indices.document is not None:
         findings.extend(_judge_index_json(root, indices, parquet_seq, replay))
+    if indices.index_file is not None:
+        findings.extend(_judge_index_file(root / INDEX_DB, indices.index_file, replay))
     return findings
+
+
+def _judge_index_file(
+    path: Path, read: tuple[Covered, list[Row]] | str, replay: SnapshotIndex
+) -> list[Finding]:
+    """index.sqlite must hold exactly the log's rows up to the position it covers."""
+    if isinstance(read, str):
+        return [Finding(path, read)]
+    covered, rows = read
+    if not _is_log_position(replay, covered.position):
+        return [Finding(path, _not_in_log(covered.position))]
+    last = covered.position.seq
+    # created_at aside: it is the log's own text, which no lookup uses.
+    found = [(*row[:4], *row[5:]) for row in rows]
+    expected = [
+        (seq, r.run_id, r.stage, r.comparison_key, r.offset, r.length)
+        for seq in range(1, last + 1)
+        if (r := _row(replay, seq)) is not None
+    ]
+    if found == expected and covered.size == len(expected):
+        return []
+    wrong = next(
+        (mine[0] for mine, right in zip(found, expected, strict=False) if mine != right), None
+    )
+    where = f"from snapshot_seq {wrong}" if wrong is not None else "in number"
+    return [Finding(path, f"rows disagree with the log {where}")]
 
 
 def _judge_parquet(
