@@ -80,9 +80,9 @@ def test_create(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, operation, recorded, TORN_CHUNKS),
         states=830,
-        prefix=16,
-        unsynced=8,
-        reordered=20,
+        prefix=12,
+        unsynced=7,
+        reordered=11,
         torn=832,
     )
 
@@ -92,9 +92,9 @@ def test_save(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, "save_snapshot (fsync)", recorded, TORN_CHUNKS),
         states=1630,
-        prefix=9,
-        unsynced=4,
-        reordered=16,
+        prefix=5,
+        unsynced=3,
+        reordered=6,
         torn=1551,
     )
 
@@ -104,9 +104,9 @@ def test_automatic_checkpoint(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, "save + automatic checkpoint", recorded),
         states=850,
-        prefix=17,
-        unsynced=7,
-        reordered=29,
+        prefix=13,
+        unsynced=6,
+        reordered=21,
         torn=804,
     )
 
@@ -126,9 +126,9 @@ def test_close(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, "close()", record_close(tmp_path / "r")),
         states=295,
-        prefix=8,
-        unsynced=3,
-        reordered=12,
+        prefix=3,
+        unsynced=2,
+        reordered=2,
         torn=278,
     )
 
@@ -138,9 +138,9 @@ def test_establish_baseline(tmp_path: Path, crash_tally: CrashTally) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, "get_or_establish_baseline", recorded),
         states=680,
-        prefix=11,
-        unsynced=5,
-        reordered=27,
+        prefix=7,
+        unsynced=4,
+        reordered=12,
         torn=671,
     )
 
@@ -164,10 +164,10 @@ def test_recovery(tmp_path: Path, crash_tally: CrashTally, tail: str, log: str) 
     assert_at_least(
         check_all(tmp_path, crash_tally, f"recovery (torn {log})", recorded, WHOLE),
         states=20,
-        prefix=18,
-        unsynced=7,
-        reordered=33,
-        torn=16,
+        prefix=15,
+        unsynced=6,
+        reordered=29,
+        torn=12,
     )
 
 
@@ -177,9 +177,9 @@ def test_repair(tmp_path: Path, crash_tally: CrashTally, damage: str) -> None:
     assert_at_least(
         check_all(tmp_path, crash_tally, "repair (damaged middle line)", recorded),
         states=320,
-        prefix=25,
-        unsynced=9,
-        reordered=36,
+        prefix=22,
+        unsynced=8,
+        reordered=29,
         torn=294,
     )
 
@@ -215,7 +215,7 @@ def test_crash_in_recovery_after_power_loss(tmp_path: Path, crash_tally: CrashTa
         visible, _ = valid_prefix(seed.file(log) or b"")
         recorded = record_recovery(root, written.records[:visible], {}, SNAPSHOT_LOG)
         checked += check_all(tmp_path, crash_tally, "recovery after power loss", recorded, WHOLE)
-    assert_at_least(checked, states=100, prefix=75, unsynced=28, reordered=133, torn=64)
+    assert_at_least(checked, states=100, prefix=60, unsynced=24, reordered=116, torn=48)
 
 
 def test_crash_after_crashed_create(tmp_path: Path, crash_tally: CrashTally) -> None:
@@ -227,7 +227,7 @@ def test_crash_after_crashed_create(tmp_path: Path, crash_tally: CrashTally) -> 
         root = tmp_path / f"resumed-{point}"
         recorded = record_resumed(root, recording, written, point, save_after(point))
         checked += check_all(tmp_path, crash_tally, "save after crashed create", recorded, WHOLE)
-    assert_at_least(checked, states=520, prefix=311, unsynced=156, reordered=527, torn=327)
+    assert_at_least(checked, states=260, prefix=141, unsynced=91, reordered=145, torn=144)
 
 
 def test_crash_after_crashed_repair(tmp_path: Path, crash_tally: CrashTally) -> None:
@@ -240,4 +240,4 @@ def test_crash_after_crashed_repair(tmp_path: Path, crash_tally: CrashTally) -> 
         root = tmp_path / f"resumed-{point}"
         recorded = record_resumed(root, recording, written, point, repair_and_save_after(point))
         checked += check_all(tmp_path, crash_tally, "repair after crashed repair", recorded, WHOLE)
-    assert_at_least(checked, states=400, prefix=239, unsynced=91, reordered=398, torn=223)
+    assert_at_least(checked, states=377, prefix=171, unsynced=64, reordered=240, torn=164)
