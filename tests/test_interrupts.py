@@ -198,7 +198,8 @@ def test_an_interrupt_while_the_index_takes_a_batch_leaves_it_whole(
     # A signal arrives while the store's index takes in a committed batch:
     # the index must still get every record (the next catch-up offers the
     # rest again), never skip one while the log moves past it.
-    from snapstore.backends.local import store as local_store  # noqa: PLC0415 - the module whose function is hooked
+    from snapstore.backends.local import store as local_store  # noqa: PLC0415 - the class checked
+    from snapstore.backends.local import store_index  # noqa: PLC0415 - the module whose function is hooked
 
     with SnapshotStore(tmp_path / "s", checkpoint_every=1000) as store:
         store.save_snapshot(snap("a"))
@@ -208,7 +209,7 @@ def test_an_interrupt_while_the_index_takes_a_batch_leaves_it_whole(
             Entry(encode_payload(snap(run, i=i).with_comparison_key(), 1 << 20), None)
             for i, run in ((1, "b"), (2, "c"))
         ]
-        interrupt_once_after(monkeypatch, local_store, "index_snapshot", after=after)
+        interrupt_once_after(monkeypatch, store_index, "index_snapshot", after=after)
         with contextlib.suppress(KeyboardInterrupt):
             backend._snapshots.append(batch)  # a batch of two, as group commit makes
         monkeypatch.undo()
@@ -227,11 +228,11 @@ def test_a_checkpoint_after_an_interrupted_index_update_covers_what_it_holds(
 ) -> None:
     # Interrupted right after the index took a record in, before anything else
     # learned of it: a checkpoint must still describe exactly the rows it holds.
-    from snapstore.backends.local import store as local_store  # noqa: PLC0415 - the module whose function is hooked
+    from snapstore.backends.local import store_index  # noqa: PLC0415 - the module whose function is hooked
 
     with SnapshotStore(tmp_path / "s", checkpoint_every=1000) as store:
         store.save_snapshot(snap("a"))
-        interrupt_once_after(monkeypatch, local_store, "index_snapshot", after=1)
+        interrupt_once_after(monkeypatch, store_index, "index_snapshot", after=1)
         with contextlib.suppress(KeyboardInterrupt):
             store.save_snapshot(snap("b", i=1))
         monkeypatch.undo()

@@ -20,13 +20,12 @@ import os
 import sqlite3
 import threading
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from snapstore import _fork
 from snapstore._errors import (
     CheckpointWarning,
     CorruptionError,
@@ -46,7 +45,7 @@ from snapstore._names import group_key
 from snapstore._records import Entry
 from snapstore._values import loads, same_content
 from snapstore.backends.local.checkpoint import IndexImage, write_checkpoint
-from snapstore.backends.local.disk_index import DiskIndex, Row, open_index, read_rows
+from snapstore.backends.local.disk_index import DiskIndex, open_index
 from snapstore.backends.local.layout import (
     BASELINE_LOG,
     HISTORY_DIR,
@@ -56,7 +55,7 @@ from snapstore.backends.local.layout import (
     SNAPSHOT_LOG,
     STORE_FORMAT,
 )
-from snapstore.backends.local.snapshot_index import IndexRow, SnapshotIndex
+from snapstore.backends.local.store_index import Found, StoreIndex, covered_position
 from snapstore.snapshot import stored_snapshot
 
 if TYPE_CHECKING:
@@ -74,13 +73,7 @@ BULK_CATCH_UP_BYTES = 1 << 20
 # How many snapshots a handle holds in memory before it adds them to the
 # index file (and at close): one transaction for many saves.
 FLUSH_ROWS = 1_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _T = TypeVar("_T")
-_Found = tuple[int, int, int]  # a snapshot's seq, and its line's offset and length
-# Index files of handles inherited through fork(): never closed in the child
-# (see close()), so kept referenced here rather than closed by the collector.
-_inherited_indices: list[DiskIndex] = []
 
 
 class LocalStore:
@@ -116,12 +109,10 @@ class LocalStore:
         self._strict = strict
         read_only = options.read_only
         self._fs = seam.current()
-        self._index_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
         self._log_path = self.root / SNAPSHOT_LOG
-        self._opened_at = _fork.forks()
         with (
             read_only_hint(read_only),
             storage_errors(self.root),
@@ -144,16 +135,14 @@ class LocalStore:
             if not read_only:
                 for directory in (self.root, self.root / HISTORY_DIR, self.root / QUARANTINE_DIR):
                     self._fs.remove_stale_temps(directory)
-            self._disk = self._open_index()
-            if self._disk is not None:
-                opened.callback(self._disk.close)
-            base = self._disk.covered if self._disk is not None else None
-            # The part of the log the file covers, and how many snapshots it holds.
-            self._base = base.position if base is not None else LogPosition()
-            self._base_count = base.size if base is not None else 0
-            self._tail = SnapshotIndex(self._base.seq)
+            disk = self._open_index()
+            if disk is not None:
+                opened.callback(disk.close)
+            self._index = StoreIndex(disk, self._log_path)
+            # Read from where the index file ends; from the start if the log
+            # is replaced (repair), or is not the one the file was checked against.
             self._snapshots = self._open_log(
-                SNAPSHOT_LOG, self._index_snapshot, self._clear_index, self._base
+                SNAPSHOT_LOG, self._index_snapshot, self._index.reset, self._index.start
             )
             opened.callback(_close_quietly, self._snapshots)
             self._baseline_log = self._open_log(
@@ -265,29 +254,14 @@ class LocalStore:
     # -- the index, fed by the logs ---------------------------------------------
 
     def _index_snapshot(self, record: LogRecord) -> None:
-        with self._index_lock:
-            tail = self._tail
-            if record.seq <= tail.base or tail.has(record.seq):
-                return  # offered again after an interrupted commit: already held
-            try:
-                index_snapshot(tail, record)
-            except (KeyError, TypeError) as exc:
-                # A line with a valid checksum that is not a snapshot: written by
-                # something other than snapstore.
-                raise CorruptionError(
-                    self.root / SNAPSHOT_LOG, record.offset, None, f"not a snapshot record: {exc}"
-                ) from None
-
-    def _clear_index(self) -> None:
-        # The log was replaced (repair rewrote it), or is not the one the
-        # index file was checked against: the log is read again from its
-        # start, into memory. This handle stops using the index file, which
-        # describes the old log until the next handle to open empties it.
-        with self._index_lock:
-            self._drop_disk()
-            self._tail = SnapshotIndex()
-            self._base = LogPosition()
-            self._base_count = 0
+        try:
+            self._index.add(record)
+        except (KeyError, TypeError) as exc:
+            # A line with a valid checksum that is not a snapshot: written by
+            # something other than snapstore.
+            raise CorruptionError(
+                self._log_path, record.offset, None, f"not a snapshot record: {exc}"
+            ) from None
 
     def _index_pin(self, record: LogRecord) -> None:
         data = record.data
@@ -308,7 +282,7 @@ class LocalStore:
             None,
         )
         if latest is None:
-            latest = self._lookup(lambda: self._latest(run_id, stage), read)
+            latest = self._lookup(lambda: self._index.latest(run_id, stage), read)
             if latest is None:
                 return None  # a new key: nothing to compare
         return latest if same_content(latest.data, entry.data_json) else None
@@ -329,7 +303,7 @@ class LocalStore:
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
         self._refresh_snapshots()
-        return self._find(lambda: self._latest(run_id, stage))
+        return self._find(lambda: self._index.latest(run_id, stage))
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
         # Refreshed on a miss only: the snapshot a seq names never changes.
@@ -351,24 +325,16 @@ class LocalStore:
 
     def count(self) -> int:
         self._refresh_snapshots()
-        with self._index_lock:
-            return self._base_count + self._tail.count
+        return self._index.count()
 
     def previous_comparable(
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> NormalizedSnapshot | None:
         self._refresh_snapshots()
 
-        def ask() -> _Found | None:
-            tail = self._tail
-            seq = tail.previous_comparable(stage, comparison_key, run_id, below)
-            if seq is not None or self._disk is None:
-                return _in(tail, seq)
-            # None in the tail: the answer, if any, is in the part the file covers.
-            bound = tail.base + 1 if below is None else min(below, tail.base + 1)
-            return self._disk.previous_comparable(stage, comparison_key, run_id, bound)
-
-        return self._find(ask)
+        return self._find(
+            lambda: self._index.previous_comparable(stage, comparison_key, run_id, below)
+        )
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
         # Another handle may have pinned (or re-pinned) the group since we last looked.
@@ -419,28 +385,14 @@ class LocalStore:
 
     def _stored(self, seq: int) -> NormalizedSnapshot | None:
         """The snapshot ``seq`` as this handle's indices hold it (no look at the log)."""
+        return self._find(lambda: self._index.place(seq))
 
-        def ask() -> _Found | None:
-            if seq > self._tail.base or self._disk is None:
-                return _in(self._tail, seq)
-            return self._disk.place(seq)
-
-        return self._find(ask)
-
-    def _latest(self, run_id: str, stage: str) -> _Found | None:
-        """The newest version of the key; under the index lock."""
-        tail = self._tail
-        seq = tail.latest_seq(run_id, stage)
-        if seq is not None or self._disk is None:
-            return _in(tail, seq)
-        return self._disk.latest(run_id, stage, tail.base)
-
-    def _find(self, ask: Callable[[], _Found | None]) -> NormalizedSnapshot | None:
+    def _find(self, ask: Callable[[], Found | None]) -> NormalizedSnapshot | None:
         record = self._lookup(ask, self._snapshots.read)
         return None if record is None else _snapshot_from(record)
 
     def _lookup(
-        self, ask: Callable[[], _Found | None], read: Callable[[int, int], LogRecord]
+        self, ask: Callable[[], Found | None], read: Callable[[int, int], LogRecord]
     ) -> LogRecord | None:
         """The record ``ask()`` finds in the indices, read from the log with ``read``.
 
@@ -449,44 +401,36 @@ class LocalStore:
         seq). A file that fails that is dropped, and the lookup made again
         from memory, where the log itself is read.
         """
-        found = self._answer(ask)
+        found = self._ask(ask)
         if found is None:
             return None
         seq, offset, length = found
         try:
             record = read(offset, length)
         except CorruptionError:
-            if self._disk is None:
+            if not self._index.uses_file:
                 raise
             record = None
         if record is not None and record.seq == seq:
             return record
-        if self._disk is None:
+        if not self._index.uses_file:
             raise CorruptionError(
                 self._log_path, offset, None, f"seq {seq} is not at offset {offset}"
             )
-        with self._index_lock:
-            self._without_disk()
+        self._index.drop_file(self._snapshots.scan)
         return self._lookup(ask, read)
 
     def _seqs(self, run_id: str | None, stage: str | None) -> list[int]:
         self._refresh_snapshots()
+        return self._ask(lambda: self._index.seqs(run_id, stage))
 
-        def ask() -> list[int]:
-            tail = self._tail
-            older = [] if self._disk is None else self._disk.seqs(run_id, stage, tail.base)
-            return older + tail.seqs(run_id, stage)
-
-        return self._answer(ask)
-
-    def _answer(self, ask: Callable[[], _T]) -> _T:
-        """``ask()`` under the index lock; asked again of memory alone if the file fails."""
-        with self._index_lock:
-            try:
-                return ask()
-            except sqlite3.Error:
-                self._without_disk()
-                return ask()
+    def _ask(self, query: Callable[[], _T]) -> _T:
+        """``query()`` of the indices; asked again of memory alone if the index file fails."""
+        try:
+            return query()
+        except sqlite3.Error:
+            self._index.drop_file(self._snapshots.scan)
+            return query()
 
     def refresh(self) -> None:
         self._refresh_snapshots()
@@ -512,9 +456,9 @@ class LocalStore:
             closing.callback(self._lock.close)
             closing.callback(self._baseline_log.close)
             closing.callback(self._snapshots.close)
-            closing.callback(self._close_disk)
+            closing.callback(self._index.close)
             if finish and not self.options.read_only and not self._failed():
-                self._flush()
+                self._index.flush()
 
     # -- internals -----------------------------------------------------------
 
@@ -528,59 +472,9 @@ class LocalStore:
         self._snapshots.check_writable()
         self._baseline_log.check_writable()
 
-    # -- the index file ------------------------------------------------------
-
     def _maybe_flush(self) -> None:
-        if self._tail.count >= FLUSH_ROWS and not self.options.read_only and not self._failed():
-            self._flush()
-
-    def _flush(self) -> None:
-        """Add the snapshots held in memory to the index file, in one transaction.
-
-        Every one of them is in the log, durably in "fsync" mode: the log
-        took them in only after its sync (its own appends) or after making
-        them durable (other handles'). A file that cannot take them (busy past
-        the timeout, full, emptied by another process) is left behind: the
-        tail stays in memory and is offered again at the next flush.
-        """
-        with self._index_lock:
-            disk, tail = self._disk, self._tail
-            if disk is None or not tail.count:
-                return
-            to = covered_position(tail)
-            rows = [_disk_row(row) for row in tail.rows()]
-            if disk.add(rows, self._base, to, self._log_path):
-                self._tail = SnapshotIndex(to.seq)
-                self._base, self._base_count = to, self._base_count + tail.count
-
-    def _without_disk(self) -> None:
-        """Answer from memory alone from now on: the index file failed a query.
-
-        The part of the log the file covered is read into memory, ahead of
-        the tail. Called under the index lock.
-        """
-        self._drop_disk()
-        full = SnapshotIndex()
-        for record in self._snapshots.scan(self._base.end):
-            index_snapshot(full, record)
-        full.extend(self._tail.rows())
-        self._tail, self._base, self._base_count = full, LogPosition(), 0
-
-    def _drop_disk(self) -> None:
-        # Closed before it is forgotten: a close cut short by an interrupt
-        # leaves the connection to the next close() (closing is idempotent).
-        if self._disk is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._disk.close()
-            self._disk = None
-
-    def _close_disk(self) -> None:
-        if self._opened_at != _fork.forks() and self._disk is not None:
-            # A copy inherited through fork(): SQLite's connection must not be
-            # used, closed included, in a process other than its opener's.
-            _inherited_indices.append(self._disk)
-            self._disk = None
-        self._drop_disk()
+        if self._index.held >= FLUSH_ROWS and not self.options.read_only and not self._failed():
+            self._index.flush()
 
     def _maybe_checkpoint(self) -> None:
         """Write the checkpoint if it is due; called after a save was committed.
@@ -590,7 +484,7 @@ class LocalStore:
         that is stored): it is reported as a warning and tried again an
         interval later. The indices are a cache; the log has every record.
         """
-        due = checkpoint_interval(self._base_count + self._tail.count, self._checkpoint_every)
+        due = checkpoint_interval(self._index.count(), self._checkpoint_every)
         counted_from = max(self._checkpointed, self._retry_after)
         if self._snapshots.last_seq - counted_from < due:
             return
@@ -610,7 +504,7 @@ class LocalStore:
 
     def _write_checkpoint(self) -> bool:
         """Checkpoint the index; False if it describes a log that was replaced since."""
-        index = self._image()
+        index = self._index.image()
         # The position is read off the index itself: the log's position and
         # the index advance one after the other, and an interrupt may fall
         # between, so only the index can say exactly which records it holds.
@@ -620,20 +514,6 @@ class LocalStore:
                 return False
         self._checkpointed = image.position.seq
         return True
-
-    def _image(self) -> SnapshotIndex:
-        """The whole index in memory: the rows the file covers, then the tail."""
-        with self._index_lock:
-            base, tail = self._base, self._tail.copy()
-            disk = self._disk.path if self._disk is not None else None
-        index = SnapshotIndex()
-        # Read through a connection of its own, outside the index lock: the
-        # rows up to ``base`` never change, and lookups go on meanwhile.
-        for row in [] if disk is None else read_rows(disk, base.seq):
-            created_us = (utc_from_iso(row.created_at) - _EPOCH) // _MICROSECOND
-            index.add(*row[:4], created_us, row.offset, row.length)
-        index.extend(tail.rows())
-        return index
 
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self._stored(seq) for seq in seqs]
@@ -665,22 +545,6 @@ def marker_problem(root: Path) -> str | None:
     )
 
 
-def covered_position(index: SnapshotIndex) -> LogPosition:
-    """The log position just after the last snapshot ``index`` holds (empty: the start).
-
-    Trailing slots without a snapshot are an add cut short by an interrupt;
-    the record they were for is offered again by the next catch-up.
-    """
-    seq = index.last_seq()
-    while seq > index.base and not index.has(seq):
-        seq -= 1
-    place = index.place(seq)
-    if place is None:
-        return LogPosition()
-    offset, length = place
-    return LogPosition(offset + length, seq, length)
-
-
 def checkpoint_interval(count: int, every: int) -> int:
     """How many saves a store of ``count`` snapshots makes between two checkpoints.
 
@@ -689,33 +553,6 @@ def checkpoint_interval(count: int, every: int) -> int:
     the average save cost grow with the store.
     """
     return max(every, count // 20)
-
-
-def index_snapshot(index: SnapshotIndex, record: LogRecord) -> None:
-    """Add the snapshot committed as ``record`` to ``index``."""
-    data = record.data
-    index.add(
-        record.seq,
-        data["run_id"],
-        data["stage"],
-        data["comparison_key"],
-        (utc_from_iso(record.ts) - _EPOCH) // _MICROSECOND,
-        record.offset,
-        record.length,
-    )
-
-
-def _in(index: SnapshotIndex, seq: int | None) -> _Found | None:
-    """Where snapshot ``seq`` is, as ``index`` holds it."""
-    place = index.place(seq)
-    return None if seq is None or place is None else (seq, *place)
-
-
-def _disk_row(row: IndexRow) -> Row:
-    created_at = (_EPOCH + row.created_us * _MICROSECOND).isoformat()
-    return Row(
-        row.seq, row.run_id, row.stage, row.comparison_key, created_at, row.offset, row.length
-    )
 
 
 def _close_quietly(opened: WriterLock | CheckedLog) -> None:

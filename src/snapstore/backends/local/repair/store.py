@@ -23,7 +23,8 @@ from snapstore.backends.local.repair.history import check_history
 from snapstore.backends.local.repair.indices import judge_indices, read_indices, rebuild_indices
 from snapstore.backends.local.repair.salvage import Repairing, check_log, consistent_cut
 from snapstore.backends.local.snapshot_index import SnapshotIndex
-from snapstore.backends.local.store import index_snapshot, marker_problem
+from snapstore.backends.local.store import marker_problem
+from snapstore.backends.local.store_index import index_snapshot
 from snapstore.snapshot import payload_problem
 
 if TYPE_CHECKING:
