@@ -53,7 +53,7 @@ def checked_options(
     return Options(
         durability,
         lock_timeout,
-        check_positive("max_record_bytes", max_record_bytes),
+        check_int_at_least("max_record_bytes", max_record_bytes, 1),
         check_flag("read_only", read_only),
     )
 
@@ -64,12 +64,6 @@ def check_flag(what: str, value: object) -> bool:
     return value
 
 
-def check_positive(what: str, value: object) -> int:
-    if not _is_int(value) or value < 1:
-        raise InvalidInputError(f"{what} must be a positive int, not {value!r}")
-    return value
-
-
 def check_seq(seq: object, what: str = "seq") -> int:
     """A seq asked for: an int (a float, a string or a bool is refused, not looked up)."""
     if not _is_int(seq):
@@ -77,10 +71,11 @@ def check_seq(seq: object, what: str = "seq") -> int:
     return seq
 
 
-def check_count(what: str, n: object) -> int:
-    if not _is_int(n) or n < 0:
-        raise InvalidInputError(f"{what} must be an int >= 0, not {n!r}")
-    return n
+def check_int_at_least(what: str, value: object, least: int) -> int:
+    """An int (not a bool) of at least ``least``, or InvalidInputError naming ``what``."""
+    if not _is_int(value) or value < least:
+        raise InvalidInputError(f"{what} must be an int >= {least}, not {value!r}")
+    return value
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -23,8 +23,8 @@ from snapstore._options import (
     DEFAULT_MAX_RECORD_BYTES,
     Durability,
     Options,
-    check_count,
     check_flag,
+    check_int_at_least,
     check_seq,
     checked_options,
 )
@@ -152,7 +152,7 @@ class IterationHistory:
 
     def load_recent(self, n: int) -> list[HistoryRecord]:
         """The ``n`` newest records, oldest first."""
-        check_count("n", n)
+        check_int_at_least("n", n, 0)
         self._check_open()
         return self._backend.recent(n)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from snapstore._names import check_fs_path
-from snapstore._options import check_flag, check_positive
+from snapstore._options import check_flag, check_int_at_least
 from snapstore.backends.local.history import LocalHistory
 from snapstore.backends.local.layout import HISTORY_DIR, QUARANTINE_DIR
 from snapstore.backends.local.repair import check_store
@@ -68,7 +68,7 @@ class LocalStoreTarget:
         return LocalSnapshotBackend(
             self.path,
             options,
-            checkpoint_every=check_positive("checkpoint_every", checkpoint_every),
+            checkpoint_every=check_int_at_least("checkpoint_every", checkpoint_every, 1),
             strict=check_flag("strict", strict),
         )
 

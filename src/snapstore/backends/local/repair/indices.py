@@ -228,16 +228,5 @@ def _not_in_log(position: LogPosition) -> str:
 def _replay_prefix(replay: SnapshotIndex, last: int) -> SnapshotIndex:
     """The index as it stood after snapshot ``last`` (a seq the log holds, or 0)."""
     prefix = SnapshotIndex()
-    for seq in range(1, last + 1):
-        if replay.has(seq):
-            row = replay.row(seq)
-            prefix.add(
-                seq,
-                row.run_id,
-                row.stage,
-                row.comparison_key,
-                row.created_us,
-                row.offset,
-                row.length,
-            )
+    prefix.extend(replay.row(seq) for seq in range(1, last + 1) if replay.has(seq))
     return prefix
