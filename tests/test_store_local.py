@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
 from snapstore import InvalidInputError, NormalizedSnapshot, SnapshotStore, SnapstoreError
+from snapstore.backends.local.store import LocalStore
 from snapstore.testing.conformance import SnapshotStoreTests
 from store_fixtures import (
     STAGES,
@@ -232,3 +234,37 @@ def test_a_handle_opened_through_a_link_stays_with_its_store_when_the_link_moves
         with SnapshotStore(root) as store:
             assert [s.run_id for s in store.snapshots()] == run_ids
             assert store.verify().ok
+
+
+def _uses_index_file(store: SnapshotStore) -> bool:
+    backend = store._backend
+    assert isinstance(backend, LocalStore)
+    return backend._index.uses_file
+
+
+def test_a_read_only_handle_reads_the_index_file_beside_writers_that_come_and_go(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "s"
+    with SnapshotStore(root) as writer:
+        first = save_all(writer, pipeline(runs=3))
+    before = file_state(root)
+    with SnapshotStore(root, read_only=True) as reader:
+        # No writer has the file open: read as it is, with nothing created.
+        assert _uses_index_file(reader)
+        assert reader.get(first[0].run_id, first[0].stage) == first[0]
+        assert file_state(root) == before
+        assert not (root / "index.sqlite-shm").exists()
+        # A writer comes, saves (its snapshots reach the file at close) and goes.
+        with SnapshotStore(root) as writer:
+            rerun = writer.save_snapshot(
+                replace(first[0], metrics={"rerun": 1}, snapshot_seq=None, created_at=None)
+            )
+            assert reader.get(rerun.run_id, rerun.stage) == rerun
+        assert reader.get(rerun.run_id, rerun.stage) == rerun
+        assert [v.snapshot_seq for v in reader.versions(rerun.run_id, rerun.stage)] == [
+            first[0].snapshot_seq,
+            rerun.snapshot_seq,
+        ]
+        assert len(reader) == len(first) + 1
+        assert _uses_index_file(reader)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
 from snapstore._log.checked import LogPosition, read_lines
@@ -64,8 +65,10 @@ _INDICES = (
     "CREATE INDEX IF NOT EXISTS by_key ON snapshots (stage, run_id)",
     "CREATE INDEX IF NOT EXISTS by_group ON snapshots (stage, comparison_key)",
 )
+# How long a read-only connection opened beside a writer waits for a lock.
+_IDLE_TIMEOUT = 1.0
 _INSERT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)"
-# Rows of one bulk transaction: bounds the memory a rebuild holds at once.
+# Rows handed to SQLite at once by a bulk catch-up: bounds the memory it holds.
 _BATCH = 20_000
 
 
@@ -92,22 +95,50 @@ class Covered(NamedTuple):
 class DiskIndex:
     """One connection to a store's ``index.sqlite``.
 
-    Not thread-safe: the store serializes calls under its index lock. Every
+    ``covered``: what the file holds, as opened (or caught up in bulk).
+
+    Not thread-safe: ``StoreIndex`` serializes calls under its lock. Every
     query takes ``upto``, the last seq its caller has taken from the file,
     so that rows other processes add later never mix with what the caller
     holds in memory about the same records.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, covered: Covered) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path, covered: Covered, *, idle: bool
+    ) -> None:
         self.path = path
         self.covered = covered
         self._db = connection
+        # Opened read-only as an immutable file, no writer having it open (see
+        # open_index): the file as it was then, which a connection replaces.
+        self._idle = _file_state(path) if idle else None
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        if self._idle is not None and _file_state(self.path) != self._idle:
+            self._reconnect()
+        return self._db.execute(sql, args)
+
+    def _reconnect(self) -> None:
+        """A writer connected, or came and went, since the immutable open.
+
+        Its changes reach the main file through checkpoints, which only a
+        connection that takes part in SQLite's locking may read (and pages the
+        immutable one cached may be stale). With a writer connected, the side
+        files exist, and a read-only connection creates nothing; without one,
+        the file is opened as immutable again, as it is now.
+        """
+        state = _file_state(self.path)
+        connection = _connect(
+            self.path, writable=False, busy_timeout=_IDLE_TIMEOUT, immutable=not state[2]
+        )
+        self._db.close()
+        self._db, self._idle = connection, state if not state[2] else None
 
     # -- lookups ----------------------------------------------------------------
 
     def latest(self, run_id: str, stage: str, upto: int) -> tuple[int, int, int] | None:
         """``(seq, offset, length)`` of the newest version of ``(run_id, stage)``."""
-        found: tuple[int, int, int] | None = self._db.execute(
+        found: tuple[int, int, int] | None = self._query(
             "SELECT seq, log_offset, log_length FROM snapshots "
             "WHERE stage = ? AND run_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
             (stage, run_id, upto),
@@ -116,7 +147,7 @@ class DiskIndex:
 
     def place(self, seq: int) -> tuple[int, int, int] | None:
         """``(seq, offset, length)`` of snapshot ``seq``."""
-        found: tuple[int, int, int] | None = self._db.execute(
+        found: tuple[int, int, int] | None = self._query(
             "SELECT seq, log_offset, log_length FROM snapshots WHERE seq = ?", (seq,)
         ).fetchone()
         return found
@@ -125,7 +156,7 @@ class DiskIndex:
         self, stage: str, comparison_key: str, run_id: str, below: int
     ) -> tuple[int, int, int] | None:
         """The newest member of the group below seq ``below`` from another run."""
-        found: tuple[int, int, int] | None = self._db.execute(
+        found: tuple[int, int, int] | None = self._query(
             "SELECT seq, log_offset, log_length FROM snapshots WHERE stage = ? "
             "AND comparison_key = ? AND seq < ? AND run_id <> ? ORDER BY seq DESC LIMIT 1",
             (stage, comparison_key, below, run_id),
@@ -141,7 +172,7 @@ class DiskIndex:
                 where.append(f"{column} = ?")
                 args.append(value)
         query = f"SELECT seq FROM snapshots WHERE {' AND '.join(where)} ORDER BY seq"  # noqa: S608 - fixed column names
-        return [seq for (seq,) in self._db.execute(query, args)]
+        return [seq for (seq,) in self._query(query, tuple(args))]
 
     # -- additions ------------------------------------------------------------
 
@@ -159,12 +190,12 @@ class DiskIndex:
                 if covered is None or covered.position.seq < after.seq:
                     return False
                 if covered.position.seq >= to.seq:
-                    self.covered = covered
                     return True  # another process added them first
                 fresh = [row for row in rows if row.seq > covered.position.seq]
                 self._db.executemany(_INSERT, fresh)
-                self.covered = Covered(to, line_digest(log, to), covered.size + len(fresh))
-                _write_covered(self._db, self.covered)
+                _write_covered(
+                    self._db, Covered(to, line_digest(log, to), covered.size + len(fresh))
+                )
         except sqlite3.Error:
             return False
         return True
@@ -195,7 +226,7 @@ class DiskIndex:
                     self._db.execute("DROP INDEX IF EXISTS by_group")
                 rows = _log_rows(fs, fd, covered.position, size)
                 count, last = covered.size, None
-                while batch := _take(rows, _BATCH):
+                while batch := list(islice(rows, _BATCH)):
                     self._db.executemany(_INSERT, batch)
                     count += len(batch)
                     last = batch[-1]
@@ -223,12 +254,16 @@ def open_index(root: Path, log: Path, *, writable: bool, busy_timeout: float) ->
     waits for another process's.
     """
     path = root / INDEX_DB
-    if not writable and not (root / SHARED_MEMORY).exists():
-        # No connection has the file open. A read-only one would create
-        # SQLite's side files, and a read-only open creates nothing.
+    if not writable and not path.exists():
         return None
+    # Read-only with no connection open (no shared memory): a usual read-only
+    # connection would create SQLite's side files, and a read-only open
+    # creates nothing. The file is read as immutable instead, which no writer
+    # is changing: in WAL mode a writer changes the main file only through its
+    # log, and the connection is replaced before any query once one connects.
+    idle = not writable and not (root / SHARED_MEMORY).exists()
     try:
-        connection = _connect(path, writable=writable, busy_timeout=busy_timeout)
+        connection = _connect(path, writable=writable, busy_timeout=busy_timeout, immutable=idle)
     except sqlite3.Error as exc:
         if not writable or not _damaged(exc):
             return None  # busy past the timeout, or no access: the log answers
@@ -242,7 +277,7 @@ def open_index(root: Path, log: Path, *, writable: bool, busy_timeout: float) ->
         if covered is None and writable:
             covered = _emptied(connection, log)
         if covered is not None:
-            return DiskIndex(connection, path, covered)
+            return DiskIndex(connection, path, covered, idle=idle)
     except sqlite3.Error:
         pass
     connection.close()
@@ -265,6 +300,15 @@ def empty_index(root: Path, *, busy_timeout: float) -> None:
             raise
         # Too damaged for SQLite to open or empty: removed (see _remove).
         _remove(root)
+
+
+def _file_state(path: Path) -> tuple[int, int, bool]:
+    """What tells an idle index file changed: its mtime, its size, and a writer connected."""
+    try:
+        stat = path.stat()
+    except OSError as exc:  # gone: to its users, a file that fails its query
+        raise sqlite3.OperationalError(f"{path}: {exc.strerror}") from exc
+    return stat.st_mtime_ns, stat.st_size, (path.parent / SHARED_MEMORY).exists()
 
 
 def _damaged(exc: sqlite3.Error) -> bool:
@@ -302,7 +346,7 @@ def read_index_file(root: Path) -> tuple[Covered, list[Row]] | str | None:
         # file: nothing is created beside it. A writer that opens it during
         # the check can make it report a problem that a second check clears.
         idle = not (root / SHARED_MEMORY).exists()
-        connection = _connect(path, writable=False, busy_timeout=1.0, immutable=idle)
+        connection = _connect(path, writable=False, busy_timeout=_IDLE_TIMEOUT, immutable=idle)
     except sqlite3.Error as exc:
         if _damaged(exc):
             return f"not an index file SQLite can read: {exc}"
@@ -469,12 +513,3 @@ def _log_rows(fs: FileSystem, fd: int, start: LogPosition, stop: int) -> Iterato
             )
         except KeyError:
             return  # not a snapshot: the store's catch-up reports it
-
-
-def _take(rows: Iterator[Row], count: int) -> list[Row]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == count:
-            break
-    return batch
