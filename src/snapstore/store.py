@@ -302,20 +302,20 @@ class SnapshotStore:
         self._backend.refresh()
 
     def checkpoint(self) -> None:
-        """Write the derived indices now (they are also written every N saves and on close).
+        """Write the checkpoint now: the derived files for analytics (also every N saves).
 
-        For a backend that keeps no derived indices (memory), nothing to do.
+        For a backend that keeps no derived files (memory), nothing to do.
         """
         self._check_open()
         self._check_not_read_only()
         self._backend.checkpoint()
 
     def close(self) -> None:
-        """Checkpoint if anything is new, then release every file. Idempotent.
+        """Finish the backend's work (the local one's index file), then release every file.
 
-        A handle inherited through ``fork()`` only releases its descriptors.
-        A second call releases whatever a first one, cut short by an
-        interrupt, left open (releasing is idempotent), and checkpoints nothing.
+        Idempotent. A handle inherited through ``fork()`` only releases its
+        descriptors. A second call releases whatever a first one, cut short by
+        an interrupt, left open (releasing is idempotent), and finishes nothing.
         """
         finishing = not self._closed and self._opened_at == _fork.forks()
         self._closed = True

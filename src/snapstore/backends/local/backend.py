@@ -50,9 +50,10 @@ class LocalSnapshotBackend(LocalStore):
 class LocalStoreTarget:
     """A store directory, named by its path: ``SnapshotStore(path)``.
 
-    Its own options: ``checkpoint_every`` (the derived indices are written
-    every that many saves, and on close) and ``strict`` (refuse a file system
-    whose locks or syncs cannot be trusted, instead of warning).
+    Its own options: ``checkpoint_every`` (a handle writes ``index.parquet``
+    and ``snapshot_index.json`` every that many saves it sees) and ``strict``
+    (refuse a file system whose locks or syncs cannot be trusted, instead of
+    warning).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

@@ -495,7 +495,7 @@ class LocalStore:
                 self._retry_after = self._snapshots.last_seq
                 warnings.warn(
                     f"{self.root}: the automatic checkpoint failed ({exc}); every record is "
-                    "in the log, and the checkpoint is tried again at a later save and at close()",
+                    "in the log, and the checkpoint is tried again at a later save",
                     CheckpointWarning,
                     stacklevel=4,
                 )
