@@ -10,6 +10,7 @@ and verify is clean. ``SNAPSTORE_INTERRUPT_SOAK_SECONDS`` runs longer.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -46,6 +47,16 @@ class _Timer:
 
     It clears ``inside`` as it raises, so that one interrupt, and no second
     one into the test's own handling of it, reaches each call.
+
+    It does not raise while the main thread runs the garbage collector. A
+    signal that arrives during a collection is handled at the next bytecode
+    Python runs, and that is the first weakref callback or ``__del__`` the
+    collector calls, for whatever garbage there is (earlier tests leave
+    finished threads in reference cycles, whose collection runs
+    ``threading._dangling``'s callback). Python prints an exception raised
+    there as ignored and goes on: it never reaches the interrupted call, and
+    pytest fails the test on the unraisable exception. The interrupt is left
+    to the timer's next signal, after the collection.
     """
 
     def __init__(self, rng: random.Random) -> None:
@@ -53,11 +64,25 @@ class _Timer:
         self.armed = False
         self.inside = False
         self.fired = 0
+        self.collecting = False
+        self._main = threading.get_ident()
+
+    def _collection(self, phase: str, info: dict[str, int]) -> None:
+        # The callbacks run in whichever thread collects, and signals are
+        # handled in the main thread only: another thread's collection does
+        # not stop an interrupt into the main thread's call.
+        if threading.get_ident() == self._main:
+            self.collecting = phase == "start"
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.armed:
             self._schedule()
-        if self.inside:
+        # A signal pending as a collection starts can be handled in this
+        # callback itself, before it has set ``collecting``.
+        in_collector = self.collecting or (
+            frame is not None and frame.f_code is _Timer._collection.__code__
+        )
+        if self.inside and not in_collector:
             self.inside = False
             self.fired += 1
             raise Interrupted
@@ -66,6 +91,7 @@ class _Timer:
         signal.setitimer(signal.ITIMER_REAL, self.rng.uniform(0.0001, 0.003))
 
     def __enter__(self) -> Self:
+        gc.callbacks.append(self._collection)
         self.previous = signal.signal(signal.SIGALRM, self._handler)
         self.armed = True
         self._schedule()
@@ -75,6 +101,7 @@ class _Timer:
         self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self.previous)
+        gc.callbacks.remove(self._collection)
 
 
 def _writers(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
+import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -44,8 +44,10 @@ _NUMERIC_KINDS = frozenset("biuf")
 
 
 # A non-finite float is encoded as a text sentinel that no caller's text holds
-# (a NUL, a random token), which is then replaced by its bare token.
-_SENTINEL = f"\x00{secrets.token_hex(8)}:"
+# (a NUL, a random token), which is then replaced by its bare token. The token
+# is what secrets.token_hex(8) makes, without importing secrets (and with it
+# hmac, base64 and random) into every process.
+_SENTINEL = f"\x00{os.urandom(8).hex()}:"
 _SPELLINGS = {"NaN": b"NaN", "Infinity": b"Infinity", "-Infinity": b"-Infinity"}
 _ENCODED_SENTINELS = {orjson.dumps(_SENTINEL + name): token for name, token in _SPELLINGS.items()}
 

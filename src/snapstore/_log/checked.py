@@ -55,7 +55,6 @@ from snapstore._log.record import (
 )
 from snapstore._log.synced import SyncedMark
 from snapstore._records import Entry
-from snapstore._report import Problem
 from snapstore._values import loads
 
 if TYPE_CHECKING:
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     from snapstore._log.lock import WriterLock
     from snapstore._log.seam import FileSystem
     from snapstore._options import Durability
+    from snapstore._report import Problem
 
 # Maps an entry to the record already stored for it (a retry), or None. Gets the
 # records staged so far in its batch and a reader of the log's records (so the
@@ -535,6 +535,8 @@ class CheckedLog:
                 if record is None
                 else (f"seq {record.seq} does not follow seq {self._position.seq}")
             )
+            from snapstore._report import Problem  # noqa: PLC0415 - only damage needs it
+
             damaged.append(Problem(offset, len(line) + 1, line_no, reason))
             return
         if damaged:

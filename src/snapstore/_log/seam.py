@@ -16,11 +16,8 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
-import socket
 import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +33,19 @@ if sys.platform != "win32":
 _IS_WINDOWS = sys.platform == "win32"
 _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
+
+def _host_name() -> str:
+    """``socket.gethostname()``, without importing socket into every process that saves.
+
+    On POSIX both are the kernel's node name (gethostname reads what uname reports).
+    """
+    if sys.platform == "win32":
+        import socket  # noqa: PLC0415 - Windows has no os.uname
+
+        return socket.gethostname()
+    return os.uname().nodename
+
+
 # A temp file's writer holds an exclusive flock on it from its creation until
 # it is published or removed. The kernel drops the lock when the writer dies,
 # in whatever PID namespace or container it ran, so "nobody holds its lock" is
@@ -44,7 +54,7 @@ _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 # the host and pid for people reading a directory, and the host tag keeps
 # cleanup away from other hosts' files, whose locks a shared file system may
 # not show.
-_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_HOST_TAG = hashlib.sha256(_host_name().encode()).hexdigest()[:8]
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.[^.]+\.tmp$")
 # Between creating a temp file and locking it, its writer holds no lock on it
 # yet: a cleanup (or verify) in that instant would take work in progress for
@@ -101,11 +111,14 @@ class FileSystem:
         room = NAME_MAX - len(tail) - len(".") - _TOKEN_CHARS - len(".tmp")
         prefix = f".{fit_name(target, room=room)}{tail}"
         if _IS_WINDOWS:
+            import tempfile  # noqa: PLC0415 - only Windows uses it, and it imports shutil
+
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
             return fd, Path(name)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS
         while True:
-            path = directory / f"{prefix}{secrets.token_hex(_TOKEN_CHARS // 2)}.tmp"
+            # secrets.token_hex, without the import of secrets (and of hmac and base64).
+            path = directory / f"{prefix}{os.urandom(_TOKEN_CHARS // 2).hex()}.tmp"
             try:
                 fd = os.open(path, flags, _IN_CREATION)
             except FileExistsError:

@@ -2,7 +2,8 @@
 
 Above the checks (``repair``): a store handle verifies and repairs its
 directory with them, and they open a bare ``LocalStore`` of their own to
-rebuild the indices.
+rebuild the indices. They are imported by ``verify`` and ``repair`` only: a
+process that saves and reads snapshots never runs them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from snapstore._names import check_fs_path
 from snapstore._options import check_flag, check_int_at_least
 from snapstore.backends.local.history import LocalHistory
 from snapstore.backends.local.layout import HISTORY_DIR, QUARANTINE_DIR
-from snapstore.backends.local.repair import check_store
 from snapstore.backends.local.store import LocalStore
 
 if TYPE_CHECKING:
@@ -37,9 +37,13 @@ class LocalSnapshotBackend(LocalStore):
         )
 
     def verify(self) -> CheckReport:
+        from snapstore.backends.local.repair import check_store  # noqa: PLC0415 - only checks need it
+
         return check_store(self.root, lock_timeout=self.options.lock_timeout)
 
     def repair(self, *, dry_run: bool) -> CheckReport:
+        from snapstore.backends.local.repair import check_store  # noqa: PLC0415 - only checks need it
+
         report = check_store(
             self.root, repair=True, dry_run=dry_run, lock_timeout=self.options.lock_timeout
         )

@@ -18,7 +18,6 @@ from snapstore._log.lock import WriterLock, lock_file_of, refuse_second_name
 from snapstore._log.record import LogRecord, utc_from_iso
 from snapstore._records import HistoryRecord
 from snapstore.backends.local.layout import default_quarantine_dir, refuse_store_log
-from snapstore.backends.local.repair import check_history
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -133,11 +132,15 @@ class LocalHistory:
         self._log.refresh()
 
     def verify(self) -> CheckReport:
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - only checks need it
+
         return check_history(
             self._real, quarantine_dir=self._quarantine_dir, lock_timeout=self._lock_timeout
         )
 
     def repair(self, *, dry_run: bool) -> CheckReport:
+        from snapstore.backends.local.repair import check_history  # noqa: PLC0415 - only checks need it
+
         report = check_history(
             self._real,
             repair=True,
