@@ -35,6 +35,8 @@ DEFERRED = [
     # Random tokens come from os.urandom, not secrets (which imports hmac).
     "secrets",
     "hmac",
+    # No warning is logged on the way: a checkpoint is checked, not loaded.
+    "logging",
 ]
 if sys.platform != "win32":
     # The host name comes from os.uname; Windows asks socket, and uses tempfile.
