@@ -86,7 +86,7 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as raised:
         main([])
     assert raised.value.code == 2
-    assert "required" in capsys.readouterr().err
+    assert "Missing command" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("runs", ["0", "-2"])
@@ -281,7 +281,7 @@ def test_lock_timeout_must_be_a_finite_number_of_seconds(
     with pytest.raises(SystemExit) as exited:
         main([command, str(tmp_path / "store"), f"--lock-timeout={value}"])
     assert exited.value.code == 2
-    assert "argument --lock-timeout: " in capsys.readouterr().err
+    assert "Invalid value for '--lock-timeout'" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
 
 

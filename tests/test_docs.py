@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from snapstore.cli.main import build_parser
+from snapstore.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -44,8 +44,7 @@ def test_examples_run_in_order(doc: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_every_command_is_documented() -> None:
     readme = (ROOT / "README.md").read_text()
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
+    commands = cli.commands
     assert commands
     for name in commands:
         assert f"`snapstore {name}" in readme, f"snapstore {name} is missing from the README"

@@ -27,7 +27,8 @@ from snapstore.snapshot import NormalizedSnapshot, ReadOnlyDict
 from snapstore.store import SnapshotStore
 
 if TYPE_CHECKING:
-    from snapstore._report import CheckReport, Finding, Problem
+    from snapstore._report import CheckReport, Finding, Problem, StoreInfo
+    from snapstore.diff import FieldChange, MappingDiff, MetricChange, SnapshotDiff, diff_snapshots
 
 __version__ = FORMAT_VERSION
 
@@ -38,6 +39,7 @@ __all__ = [
     "CorruptionError",
     "Durability",
     "DurabilityError",
+    "FieldChange",
     "FilesystemWarning",
     "Finding",
     "HistoryRecord",
@@ -46,6 +48,8 @@ __all__ = [
     "IterationHistory",
     "KeyConflictError",
     "LockTimeout",
+    "MappingDiff",
+    "MetricChange",
     "NormalizedSnapshot",
     "NotAHistoryError",
     "NotAStoreError",
@@ -53,28 +57,37 @@ __all__ = [
     "Problem",
     "ReadOnlyDict",
     "ReadOnlyError",
+    "SnapshotDiff",
     "SnapshotStore",
     "SnapstoreError",
     "StorageError",
+    "StoreInfo",
     "UnsupportedFilesystemError",
     "__version__",
+    "diff_snapshots",
 ]
 
-# What verify and repair report, imported when first asked for: a process that
-# only saves and reads never makes a report, and building its three dataclasses
-# would be a noticeable part of every import.
-_REPORTS = frozenset({"CheckReport", "Finding", "Problem"})
+# Imported when first asked for, by the module that defines them: a process
+# that only saves and reads never makes a report or a diff, and building their
+# dataclasses would be a noticeable part of every import.
+_LAZY = {
+    **dict.fromkeys(("CheckReport", "Finding", "Problem", "StoreInfo"), "snapstore._report"),
+    **dict.fromkeys(
+        ("FieldChange", "MappingDiff", "MetricChange", "SnapshotDiff", "diff_snapshots"),
+        "snapstore.diff",
+    ),
+}
 
 if not TYPE_CHECKING:  # to type checkers the names are the imports above, and typos stay errors
 
     def __getattr__(name: str) -> object:
-        if name not in _REPORTS:
+        if name not in _LAZY:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from snapstore import _report  # noqa: PLC0415 - see _REPORTS
+        import importlib  # noqa: PLC0415 - see _LAZY
 
-        value = getattr(_report, name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(globals()) | _REPORTS)
+        return sorted(set(globals()) | set(_LAZY))

@@ -59,3 +59,20 @@ class CheckReport:
         self.actions.extend(other.actions)
         self.records += other.records
         self.files += other.files
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """What ``SnapshotStore.info()`` says about a store: counts, seqs, and its backend's facts.
+
+    ``histories`` maps each history's name to its record count; ``details``
+    holds what only the backend knows (a directory's files and sizes, which
+    snapshots its index file answers for), as text for people.
+    """
+
+    location: str
+    snapshots: int
+    seq_range: tuple[int, int] | None
+    baselines: int
+    histories: dict[str, int]
+    details: dict[str, str]

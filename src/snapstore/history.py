@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
+    import pandas as pd
+    import pyarrow as pa
+
     from snapstore._report import CheckReport, Problem
     from snapstore.backends.base import HistoryBackend, HistoryTarget
 
@@ -155,6 +158,23 @@ class IterationHistory:
         check_int_at_least("n", n, 0)
         self._check_open()
         return self._backend.recent(n)
+
+    def to_arrow(self, *, where: str | Iterable[str] = ()) -> pa.Table:
+        """Every record as an Arrow table: ``seq``, ``ts``, ``key`` and one typed column per field.
+
+        The record's fields are named ``data.<field>`` (nested keys dotted);
+        ``where`` holds conditions such as ``"data.loss < 0.3"`` that a row
+        must all meet. Columns and types: docs/api.md, "Tables".
+        """
+        from snapstore._tables import history_table  # noqa: PLC0415 - only tables need it
+
+        return history_table(self, where)
+
+    def to_pandas(self, *, where: str | Iterable[str] = ()) -> pd.DataFrame:
+        """``to_arrow(where=...)`` as a pandas DataFrame (needs the ``pandas`` extra)."""
+        from snapstore._tables import to_pandas  # noqa: PLC0415 - only tables need it
+
+        return to_pandas(self.to_arrow(where=where))
 
     @property
     def path(self) -> Path:

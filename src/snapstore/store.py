@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import re
 import threading
 import warnings
 import weakref
@@ -23,23 +25,26 @@ from snapstore._options import (
 from snapstore._values import canonical_json
 from snapstore.backends import store_target
 from snapstore.history import IterationHistory
-from snapstore.snapshot import MAPPINGS, NormalizedSnapshot, encode_payload
+from snapstore.snapshot import NormalizedSnapshot, encode_payload
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from pathlib import Path
     from types import TracebackType
 
     import pandas as pd
     import pyarrow as pa
 
-    from snapstore._report import CheckReport
+    from snapstore._report import CheckReport, StoreInfo
     from snapstore.backends.base import StoreTarget
+    from snapstore.diff import SnapshotDiff
 
 # How many of its most recently used histories a store keeps open (a local
 # history holds two descriptors) when nobody else holds them.
 RECENT_HISTORIES = 32
+# What makes a run name in to_arrow(run=...) a glob rather than a name.
+_GLOB = re.compile(r"[*?\[]")
 
 
 class SnapshotStore:
@@ -235,47 +240,90 @@ class SnapshotStore:
                 self._recent_histories.popitem(last=False)
         return history
 
-    # -- exports -------------------------------------------------------------
+    def baselines(self) -> list[NormalizedSnapshot]:
+        """Every pinned baseline, one per ``(stage, comparison_key)`` group, in that order."""
+        self._check_open()
+        return self._backend.baselines()
 
-    def to_arrow(self) -> pa.Table:
-        """Every snapshot as an Arrow table; metrics, config and data as JSON text."""
-        import orjson  # noqa: PLC0415
-        import pyarrow as pa  # noqa: PLC0415 - heavy; only exports need it
+    def history_names(self) -> list[str]:
+        """The names of the store's histories (those written at least once), sorted."""
+        self._check_open()
+        return self._backend.history_names()
 
-        rows: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "snapshot_seq",
-                "run_id",
-                "stage",
-                "comparison_key",
-                "created_at",
-                *MAPPINGS,
-            )
-        }
-        for snap in self.snapshots():
-            rows["snapshot_seq"].append(snap.snapshot_seq)
-            rows["run_id"].append(snap.run_id)
-            rows["stage"].append(snap.stage)
-            rows["comparison_key"].append(snap.comparison_key)
-            rows["created_at"].append(snap.created_at)
-            for name in MAPPINGS:
-                rows[name].append(orjson.dumps(dict(getattr(snap, name))).decode())
-        schema = pa.schema(
-            [
-                ("snapshot_seq", pa.int64()),
-                ("run_id", pa.string()),
-                ("stage", pa.string()),
-                ("comparison_key", pa.string()),
-                ("created_at", pa.timestamp("us", tz="UTC")),
-                *((name, pa.string()) for name in MAPPINGS),
-            ]
+    def info(self) -> StoreInfo:
+        """Counts, the seq range, each history's length, and the backend's own facts."""
+        from snapstore._report import StoreInfo  # noqa: PLC0415 - see snapstore._LAZY
+
+        self._check_open()
+        count = len(self)
+        return StoreInfo(
+            location=self._backend.location,
+            snapshots=count,
+            seq_range=(1, count) if count else None,
+            baselines=len(self._backend.baselines()),
+            histories={name: len(self.history(name)) for name in self.history_names()},
+            details=self._backend.details(),
         )
-        return pa.table(rows, schema=schema)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """Every snapshot as a pandas DataFrame (needs the ``pandas`` extra)."""
-        return self.to_arrow().to_pandas()
+    # -- comparing -----------------------------------------------------------
+
+    def diff_previous(self, snap: NormalizedSnapshot) -> SnapshotDiff | None:
+        """How ``snap`` differs from its previous comparable run; None if it has none."""
+        return _diff(self.find_previous_comparable(snap), snap)
+
+    def diff_baseline(self, snap: NormalizedSnapshot) -> SnapshotDiff | None:
+        """How ``snap`` differs from its group's pinned baseline; None if none is pinned."""
+        snap = self._checked(snap)
+        assert snap.comparison_key is not None
+        return _diff(self.baseline(snap.stage, snap.comparison_key), snap)
+
+    # -- tables --------------------------------------------------------------
+
+    def to_arrow(
+        self,
+        *,
+        stage: str | None = None,
+        run: str | None = None,
+        comparison_key: str | None = None,
+        latest_only: bool = False,
+        where: str | Iterable[str] = (),
+    ) -> pa.Table:
+        """Snapshots as an Arrow table: one typed column per metric, config and data field.
+
+        Every snapshot, in seq order, or those of one ``stage``, of the runs
+        matching the glob ``run``, of one ``comparison_key``; with
+        ``latest_only``, only the latest version of each ``(run_id, stage)``.
+        ``where`` holds conditions such as ``"metrics.auc > 0.8"`` that a row
+        must all meet. Columns and types: docs/api.md, "Tables".
+        """
+        from snapstore._tables import snapshot_table  # noqa: PLC0415 - only tables need it
+
+        self._check_open()
+        check_flag("latest_only", latest_only)
+        if stage is not None:
+            check_stage(stage)
+        if comparison_key is not None:
+            check_text("comparison_key", comparison_key)
+        chosen = self.snapshots(
+            # An exact run name is looked up; a glob is matched against each run.
+            run_id=run if run is None or not _GLOB.search(check_text("run", run)) else None,
+            stage=stage,
+        )
+        if run is not None:
+            chosen = (snap for snap in chosen if fnmatch.fnmatchcase(snap.run_id, run))
+        if comparison_key is not None:
+            chosen = (snap for snap in chosen if snap.comparison_key == comparison_key)
+        if latest_only:
+            latest = {(snap.run_id, snap.stage): snap for snap in chosen}
+            chosen = iter(sorted(latest.values(), key=_seq))
+        pinned = {snap.snapshot_seq for snap in self._backend.baselines()}
+        return snapshot_table(chosen, {seq for seq in pinned if seq is not None}, where)
+
+    def to_pandas(self, **selection: Any) -> pd.DataFrame:
+        """``to_arrow(**selection)`` as a pandas DataFrame (needs the ``pandas`` extra)."""
+        from snapstore._tables import to_pandas  # noqa: PLC0415 - only tables need it
+
+        return to_pandas(self.to_arrow(**selection))
 
     # -- checking ------------------------------------------------------------
 
@@ -398,3 +446,14 @@ class SnapshotStore:
 
 def _as_stored(snap: NormalizedSnapshot) -> bytes:
     return canonical_json(snap.to_dict(), "snapshot")  # see canonical_json: not ==
+
+
+def _seq(snap: NormalizedSnapshot) -> int:
+    assert snap.snapshot_seq is not None  # a stored snapshot
+    return snap.snapshot_seq
+
+
+def _diff(before: NormalizedSnapshot | None, after: NormalizedSnapshot) -> SnapshotDiff | None:
+    from snapstore.diff import diff_snapshots  # noqa: PLC0415 - see snapstore._LAZY
+
+    return None if before is None else diff_snapshots(before, after)

@@ -68,6 +68,9 @@ class SnapshotBackend(Protocol):
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None: ...
 
+    def baselines(self) -> list[NormalizedSnapshot]:
+        """Every pinned baseline, one per group, by ``(stage, comparison_key)``."""
+
     def establish_baseline(
         self, snap: NormalizedSnapshot, payload: bytes | None
     ) -> NormalizedSnapshot:
@@ -82,6 +85,12 @@ class SnapshotBackend(Protocol):
 
     def open_history(self, name: str) -> HistoryBackend:
         """A new handle on the store's history ``name`` (created on first write)."""
+
+    def history_names(self) -> list[str]:
+        """The names of the store's histories that hold a record or once did, sorted."""
+
+    def details(self) -> dict[str, str]:
+        """What only this backend knows about the store (its files, its index), for people."""
 
     def refresh(self) -> None:
         """Take in what other handles committed (answers are fresh without it)."""

@@ -188,6 +188,11 @@ class MemoryStore:
                 history = self._histories[name] = MemoryHistory(f"{self.location}#{name}")
             return history
 
+    def history_names(self) -> list[str]:
+        with self.lock:
+            histories = list(self._histories.items())
+        return sorted(name for name, history in histories if history.count())
+
     # The caller holds ``lock`` for the methods below.
 
     def snapshot(self, seq: int | None) -> NormalizedSnapshot | None:
@@ -301,8 +306,19 @@ class MemorySnapshotBackend:
         with self._store.lock:
             self._store.pin(snap)
 
+    def baselines(self) -> list[NormalizedSnapshot]:
+        with self._store.lock:
+            pins = sorted(self._store.baselines.items())
+            return self._all([seq for _group, seq in pins])
+
     def open_history(self, name: str) -> MemoryHistoryBackend:
         return MemoryHistoryBackend(self._store.history(name))
+
+    def history_names(self) -> list[str]:
+        return self._store.history_names()
+
+    def details(self) -> dict[str, str]:
+        return {"kept": "in this process's memory: gone when it exits"}
 
     def refresh(self) -> None:
         pass  # every handle reads the one copy: always fresh

@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from snapstore._errors import InvalidInputError
 from snapstore._log.record import decode_line
 from snapstore._options import DEFAULT_LOCK_TIMEOUT
 from snapstore.backends.local.layout import HISTORY_DIR, MARKER, SNAPSHOT_LOG
+from snapstore.cli.options import EXIT_DAMAGE, EXIT_OK, lock_timeout_option
 from snapstore.history import IterationHistory
 from snapstore.snapshot import NormalizedSnapshot
 from snapstore.store import SnapshotStore
@@ -47,6 +50,62 @@ ITERATIONS = 12
 DEMO_FIELD = "snapstore_demo"
 _DEMO_RUN = re.compile(r"run-\d{3,}")
 _DEMO_HISTORY = re.compile(rf"run-\d{{3,}}\.(?:{'|'.join(STAGES)})\.jsonl")
+DEFAULT_DEMO_DIR = "snapstore-demo"
+
+
+@click.command(short_help="Record a simulated ML pipeline in a store, then check every invariant.")
+@click.argument("directory", default=DEFAULT_DEMO_DIR, type=click.Path(path_type=Path))
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Pipeline runs to record.",
+)
+@lock_timeout_option
+def demo(*, directory: Path, runs: int, lock_timeout: float) -> int:
+    """Record a simulated ML pipeline in DIRECTORY, compare runs, and check the store.
+
+    Several runs go through three stages with parallel workers. DIRECTORY
+    (default ./snapstore-demo) may be new, empty, or a store the demo wrote:
+    each snapshot the demo saves carries the data field 'snapstore_demo', and
+    each history it writes is named run-NNN.STAGE. A store holding any other
+    snapshot or history is refused, and nothing is written to it (exit
+    status 2). Exit status 1 if a check fails. Ends with commands to try on
+    the store.
+    """
+    passed = run_demo(directory, runs, click.echo, lock_timeout=lock_timeout)
+    if passed:
+        click.echo("")
+        click.echo(next_commands(directory))
+    return EXIT_OK if passed else EXIT_DAMAGE
+
+
+def next_commands(root: Path) -> str:
+    """What to try next on the store the demo made: one command per line, with what it shows."""
+    store = _quoted(root)
+    tries = [
+        (f"snapstore ls {store}", "the run table: each run's latest snapshot of each stage"),
+        (f"snapstore show {store} run-001 TRAINING", "one snapshot in full, with its versions"),
+        (
+            f"snapstore diff {store} run-002:TRAINING --previous",
+            "against the previous comparable run",
+        ),
+        (f"snapstore baseline {store}", "the pinned baselines"),
+        (f"snapstore history {store} run-001.TRAINING --tail 5", "a history's last records"),
+        (f"snapstore plot {store} --metric auc -o auc.png", "a metric over the runs, to a PNG"),
+        (f"snapstore export {store} -o runs.csv", "every snapshot, to CSV (or .parquet, .jsonl)"),
+        (f"snapstore info {store}", "counts, sizes and the index"),
+    ]
+    width = max(len(command) for command, _what in tries)
+    lines = [f"  {command:<{width}}  # {what}" for command, what in tries]
+    return "\n".join(["Try next:", *lines])
+
+
+def _quoted(path: Path) -> str:
+    import shlex  # noqa: PLC0415 - only the demo's last lines need it
+
+    return shlex.quote(str(path))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from snapstore._names import check_fs_path
+from snapstore._errors import InvalidInputError
+from snapstore._names import check_fs_path, check_history_name
 from snapstore._options import check_flag, check_int_at_least
+from snapstore.backends.local.checkpoint import INDEX_JSON, INDEX_PARQUET
+from snapstore.backends.local.disk_index import INDEX_DB
 from snapstore.backends.local.history import LocalHistory
-from snapstore.backends.local.layout import HISTORY_DIR, QUARANTINE_DIR
+from snapstore.backends.local.layout import BASELINE_LOG, HISTORY_DIR, QUARANTINE_DIR, SNAPSHOT_LOG
 from snapstore.backends.local.store import LocalStore
 
 if TYPE_CHECKING:
@@ -36,6 +39,27 @@ class LocalSnapshotBackend(LocalStore):
             quarantine_dir=self.root / QUARANTINE_DIR,
         )
 
+    def history_names(self) -> list[str]:
+        return sorted(
+            path.stem
+            for path in (self.root / HISTORY_DIR).glob("*.jsonl")
+            if _is_history_name(path.stem)
+        )
+
+    def details(self) -> dict[str, str]:
+        facts = {"directory": str(self.root)}
+        for name in (SNAPSHOT_LOG, BASELINE_LOG, INDEX_DB, INDEX_PARQUET, INDEX_JSON):
+            path = self.root / name
+            facts[name] = f"{path.stat().st_size:,} bytes" if path.exists() else "absent"
+        for name in (HISTORY_DIR, QUARANTINE_DIR):
+            directory = self.root / name
+            listed = directory.iterdir() if directory.is_dir() else iter(())
+            files = [path for path in listed if path.is_file()]
+            size = sum(path.stat().st_size for path in files)
+            facts[f"{name}/"] = f"{len(files)} file(s), {size:,} bytes"
+        facts["index"] = self._index.describe()
+        return facts
+
     def verify(self) -> CheckReport:
         from snapstore.backends.local.repair import check_store  # noqa: PLC0415 - only checks need it
 
@@ -49,6 +73,15 @@ class LocalSnapshotBackend(LocalStore):
         )
         self.refresh()
         return report
+
+
+def _is_history_name(name: str) -> bool:
+    """Whether ``name`` is one a history could be given (not a stray file's)."""
+    try:
+        check_history_name(name)
+    except InvalidInputError:
+        return False
+    return True
 
 
 class LocalStoreTarget:

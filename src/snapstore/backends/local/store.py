@@ -341,6 +341,14 @@ class LocalStore:
         self.refresh()
         return self._pinned(stage, comparison_key)
 
+    def baselines(self) -> list[NormalizedSnapshot]:
+        self.refresh()
+        pinned = [self._stored(seq) for seq in list(self._baselines.values())]
+        return sorted(
+            (snap for snap in pinned if snap is not None),
+            key=lambda snap: (snap.stage, snap.comparison_key or ""),
+        )
+
     def establish_baseline(
         self, snap: NormalizedSnapshot, payload: bytes | None
     ) -> NormalizedSnapshot:

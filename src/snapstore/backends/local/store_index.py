@@ -70,6 +70,15 @@ class StoreIndex:
     def uses_file(self) -> bool:
         return self._disk is not None
 
+    def describe(self) -> str:
+        """Which snapshots the file answers for and which memory does: for people."""
+        with self._lock:
+            in_file, in_memory = self._base_count, self._tail.count
+            path = self._disk.path.name if self._disk is not None else None
+        if path is None:
+            return f"no index file in use: {in_memory} snapshot(s) indexed in memory"
+        return f"{path} answers for {in_file} snapshot(s), memory for the {in_memory} after"
+
     # -- fed by the log ---------------------------------------------------------
 
     def add(self, record: LogRecord) -> None:

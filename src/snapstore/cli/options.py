@@ -1,0 +1,114 @@
+"""What several commands share: exit statuses, options, and how a store or history is opened."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from snapstore._options import DEFAULT_LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from snapstore.history import IterationHistory
+    from snapstore.store import SnapshotStore
+
+# Exit status: the same three for every command.
+EXIT_OK = 0
+EXIT_DAMAGE = 1
+EXIT_ERROR = 2
+
+# click rewraps an epilog's paragraphs; "\b" keeps the one after it as written.
+EXIT_STATUS = f"""\b
+exit status:
+  {EXIT_OK}  clean: verify found nothing damaged; repair left the path verifying
+     clean; repair --dry-run has nothing to do; every check of the demo passed;
+     any other command did what it was asked
+  {EXIT_DAMAGE}  damage found: verify found a problem; repair left damage it cannot
+     fix; repair --dry-run has something to do (or damage it cannot fix); a
+     check of the demo failed
+  {EXIT_ERROR}  cannot run: bad arguments, no such file or directory, permission
+     denied, a lock timeout (wait longer with --lock-timeout SECONDS), a path
+     that is not a store or history, or any other error (one line on stderr)
+"""
+
+FORMATS = ("table", "csv", "json", "md")
+
+_F = TypeVar("_F", bound="Callable[..., Any]")
+
+
+class Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds, at least 0."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = float(value)
+        except ValueError:
+            self.fail(f"not a number of seconds: {value!r}", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"must be a finite number >= 0, not {value}", param, ctx)
+        return seconds
+
+
+def lock_timeout_option(command: _F) -> _F:
+    return click.option(
+        "--lock-timeout",
+        type=Seconds(),
+        default=DEFAULT_LOCK_TIMEOUT,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for a writer lock another process holds before giving up "
+        f"with exit status {EXIT_ERROR} (0: do not wait).",
+    )(command)
+
+
+def format_option(command: _F) -> _F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table: for people, fitted to the terminal; csv, json (stable, for scripts), md.",
+    )(command)
+
+
+def store_argument(command: _F) -> _F:
+    return click.argument("store", type=click.Path(path_type=Path))(command)
+
+
+@contextlib.contextmanager
+def reading_store(path: Path) -> Iterator[SnapshotStore]:
+    """The store at ``path``, opened read-only: another process may be writing it."""
+    from snapstore.store import SnapshotStore  # noqa: PLC0415 - only store commands need it
+
+    with SnapshotStore(path, read_only=True) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def reading_history(path: Path, name: str | None) -> Iterator[IterationHistory]:
+    """The history ``name`` of the store at ``path``, or the history file ``path`` itself."""
+    from snapstore.history import IterationHistory  # noqa: PLC0415 - only history commands need it
+
+    if name is None:
+        with IterationHistory(path, read_only=True) as history:
+            yield history
+        return
+    with reading_store(path) as store:
+        yield store.history(name)
+
+
+def is_history_file(path: Path) -> bool:
+    """Whether ``path`` names a history file rather than a store directory."""
+    return path.suffix == ".jsonl" and not path.is_dir()
