@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
-import time
 from typing import TYPE_CHECKING
 
-from benchmarks._child import run_child
+from benchmarks._child import PRINT_PEAK_RSS, timed_process, timed_processes
 from benchmarks._stores import built_sqlite, built_store, comparison_key, run_id, snapshot, stage
 from benchmarks.registry import Context, Measurement, benchmark
 
@@ -34,7 +32,6 @@ _SIZES = {"1k": (1_000, 100), "100k": (100_000, 500), "1m": (1_000_000, 2_000)}
 _PROCESSES = (5, 2)  # processes timed per figure: (full run, quick run)
 _SHAPES = ("versions", "distinct")
 
-_PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 _SAVE = f"""
 import sys
@@ -47,7 +44,7 @@ with SnapshotStore(root) as store:
     ))
     store.find_previous_comparable(saved)
     store.get_or_establish_baseline(saved)
-{_PEAK}
+{PRINT_PEAK_RSS}
 """
 _READ = f"""
 import sys
@@ -55,7 +52,7 @@ from snapstore import SnapshotStore
 root, run, stage = sys.argv[1:]
 with SnapshotStore(root, read_only=True) as store:
     assert store.get(run, stage) is not None
-{_PEAK}
+{PRINT_PEAK_RSS}
 """
 _SQLITE_SAVE = f"""
 import json, sqlite3, sys
@@ -86,7 +83,7 @@ db.execute("SELECT * FROM snapshots JOIN baselines USING (seq) WHERE baselines.s
            "AND baselines.comparison_key = ?", (stage, key)).fetchone()
 db.execute("COMMIT")
 db.close()
-{_PEAK}
+{PRINT_PEAK_RSS}
 """
 _SQLITE_READ = f"""
 import sqlite3, sys
@@ -95,26 +92,12 @@ db = sqlite3.connect(path, isolation_level=None)
 assert db.execute("SELECT * FROM snapshots WHERE run_id = ? AND stage = ? ORDER BY seq DESC "
                   "LIMIT 1", (run, stage)).fetchone() is not None
 db.close()
-{_PEAK}
+{PRINT_PEAK_RSS}
 """
 
 
-def _process(script: str, *args: str) -> tuple[float, float]:
-    """Wall seconds of one process running ``script``, and its peak RSS in MB."""
-    start = time.perf_counter()
-    out = run_child(script, *args)
-    return time.perf_counter() - start, int(out.split()[-1]) / 1024
-
-
 def _processes(ctx: Context, one: Callable[[int], tuple[float, float]]) -> Measurement:
-    one(0)  # untimed: writes the bytecode caches an installed package ships with
-    runs = [one(k) for k in range(1, ctx.count(*_PROCESSES) + 1)]
-    walls = [wall for wall, _ in runs]
-    return Measurement(
-        len(runs),
-        sum(walls),
-        {"median_s": statistics.median(walls), "peak_rss_mb": max(rss for _, rss in runs)},
-    )
+    return timed_processes(ctx, one, _PROCESSES)
 
 
 def _fresh_copy(source: Path, target: Path) -> Path:
@@ -145,7 +128,7 @@ def _save(size: str, shape: str, *, sqlite: bool) -> BenchmarkFunction:
 
         def one(k: int) -> tuple[float, float]:
             target = _fresh_copy(source, ctx.scratch / source.name)
-            return _process(script, str(target), f"cold-{k}", "train", model, *key)
+            return timed_process(script, str(target), f"cold-{k}", "train", model, *key)
 
         return _processes(ctx, one)
 
@@ -160,7 +143,7 @@ def _read(size: str, shape: str, *, sqlite: bool) -> BenchmarkFunction:
 
         def one(k: int) -> tuple[float, float]:
             i = n - 1 - k  # a snapshot of the newest run: its key's latest version
-            return _process(script, str(source), run_id(i, shape, n), stage(i, shape))
+            return timed_process(script, str(source), run_id(i, shape, n), stage(i, shape))
 
         return _processes(ctx, one)
 
@@ -202,7 +185,7 @@ _OPEN = f"""
 import sys
 from snapstore import SnapshotStore
 SnapshotStore(sys.argv[1]).close()
-{_PEAK}
+{PRINT_PEAK_RSS}
 """
 
 
@@ -221,6 +204,6 @@ def index_lost(ctx: Context) -> Measurement:
         target = _fresh_copy(source, ctx.scratch / source.name)
         for name in _INDEX_FILES:
             (target / name).unlink(missing_ok=True)
-        return _process(_OPEN, str(target))
+        return timed_process(_OPEN, str(target))
 
     return _processes(ctx, one)

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Imported in this order; each registers its benchmarks when imported.
-SUITES = ("benchmarks.baselines", "benchmarks.history", "benchmarks.store", "benchmarks.cold")
+SUITES = (
+    "benchmarks.baselines",
+    "benchmarks.history",
+    "benchmarks.store",
+    "benchmarks.cold",
+    "benchmarks.cli",
+)
 
 # The physical limits every figure is compared with: a durable operation cannot
 # beat one write + fdatasync of its bytes, a non-durable one cannot beat a write.

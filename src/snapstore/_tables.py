@@ -247,27 +247,23 @@ def _typed(values: list[Any]) -> pa.Array:
     """``values`` as one Arrow array, typed by the rule in this module's docstring."""
     import pyarrow as pa  # noqa: PLC0415 - heavy; only tables need it
 
-    kinds = {_column_kind(value) for value in values if value is not None}
-    if kinds == {"int", "float"}:
-        return pa.array(values, pa.float64())
-    if len(kinds) == 1 and "json" not in kinds:
-        arrow_type = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64()}
-        return pa.array(values, arrow_type.get(kinds.pop(), pa.string()))
+    # Judged by the set of exact types, not value by value: a million cells
+    # are one pass in C. A subclass (an IntEnum, say) falls to JSON text.
+    kinds = {type(value) for value in values} - {type(None)}
+    if kinds <= {int, float} and kinds:
+        if int in kinds and not _fits_int64([v for v in values if type(v) is int]):
+            kinds = {object}  # beyond int64: JSON text keeps every digit
+        else:
+            return pa.array(values, pa.float64() if float in kinds else pa.int64())
     if not kinds:
         return pa.nulls(len(values), pa.string())
+    if len(kinds) == 1 and (kind := kinds.pop()) in (bool, str):
+        return pa.array(values, pa.bool_() if kind is bool else pa.string())
     return pa.array([None if value is None else json_text(value) for value in values], pa.string())
 
 
-def _column_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int" if value in _INT64 else "json"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "json"
+def _fits_int64(integers: list[int]) -> bool:
+    return min(integers) in _INT64 and max(integers) in _INT64
 
 
 def json_text(value: object) -> str:
