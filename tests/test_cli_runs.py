@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 
 from snapstore import NormalizedSnapshot, SnapshotStore
 from snapstore.cli.main import main
+from workers import WAIT, save_many
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -335,3 +337,28 @@ def test_info_counts_and_describes_the_files(
     table = out_of(capsys, "info", str(store))
     assert "1 .. 9" in table
     assert "1 (5 record(s) in all)" in table
+
+
+def test_ls_reads_a_store_another_process_is_writing(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    writer = context.Process(target=save_many, args=(str(store), 7, 1000, start))
+    writer.start()
+    try:
+        start.wait(WAIT)
+        seen = []
+        while writer.is_alive() or not seen:
+            rows = as_json(capsys, "ls", str(store), "--all-versions", "--columns", "snapshot_seq")
+            assert isinstance(rows, list)
+            seqs = [row["snapshot_seq"] for row in rows]
+            assert seqs == list(range(1, len(seqs) + 1))  # a prefix of the log, no gap
+            seen.append(len(seqs))
+    finally:
+        writer.join(WAIT)
+    assert writer.exitcode == 0
+    assert seen == sorted(seen)
+    rows = as_json(capsys, "ls", str(store), "--all-versions", "--columns", "snapshot_seq")
+    assert isinstance(rows, list)
+    assert len(rows) == 9 + 1000
