@@ -348,7 +348,7 @@ def test_ls_reads_a_store_another_process_is_writing(
     writer.start()
     try:
         start.wait(WAIT)
-        seen = []
+        seen: list[int] = []
         while writer.is_alive() or not seen:
             rows = as_json(capsys, "ls", str(store), "--all-versions", "--columns", "snapshot_seq")
             assert isinstance(rows, list)
