@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from snapstore._errors import NotFoundError
 from snapstore._options import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -106,6 +108,13 @@ def reading_history(path: Path, name: str | None) -> Iterator[IterationHistory]:
             yield history
         return
     with reading_store(path) as store:
+        if name not in store.history_names():
+            # The library's answer is about a file a read-only open does not
+            # create; here the user named a history, so say which there are.
+            raise NotFoundError(
+                f"{path} has no history {name!r} "
+                f"(snapstore history {shlex.quote(str(path))} lists its histories)"
+            )
         yield store.history(name)
 
 
