@@ -25,11 +25,12 @@ EXIT_DAMAGE = 1
 EXIT_ERROR = 2
 
 # click rewraps an epilog's paragraphs; "\b" keeps the one after it as written.
+# Its lines fit an 80-column terminal with click's indent of 2 (docs/cli.md is rendered at 80).
 EXIT_STATUS = f"""\b
 exit status:
   {EXIT_OK}  clean: verify found nothing damaged; repair left the path verifying
-     clean; repair --dry-run has nothing to do; every check of the demo passed;
-     any other command did what it was asked
+     clean; repair --dry-run has nothing to do; every check of the demo
+     passed; any other command did what it was asked
   {EXIT_DAMAGE}  damage found: verify found a problem; repair left damage it cannot
      fix; repair --dry-run has something to do (or damage it cannot fix); a
      check of the demo failed

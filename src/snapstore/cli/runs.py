@@ -212,7 +212,7 @@ def diff(
     baseline: bool,
     output_format: str,
 ) -> None:
-    """Show how snapshot B differs from snapshot A (each RUN:STAGE or a seq).
+    """Show how snapshot B of STORE differs from snapshot A (each RUN:STAGE or a seq).
 
     With --previous or --baseline instead of B: how A differs from its
     previous comparable run, or from its group's baseline. Every metric is
