@@ -153,7 +153,7 @@ def test_help_ends_with_the_exit_status_table() -> None:
     assert "--lock-timeout" in table
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/api.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/api.md", "docs/cli.md"])
 def test_the_docs_give_the_exit_status_table(doc: str) -> None:
     text = (ROOT / doc).read_text()
     for status, meaning in [("0", "clean"), ("1", "damage found"), ("2", "cannot run")]:

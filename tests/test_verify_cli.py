@@ -129,3 +129,19 @@ def test_a_path_that_is_neither_store_nor_history_exits_2_with_a_message(
         assert "neither a snapstore store nor a history" in capsys.readouterr().err
     assert main(["verify", str(tmp_path)]) == 2
     assert "is not a snapstore store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["verify"], ["repair"], ["repair", "--dry-run"]])
+def test_a_store_named_by_a_relative_path(
+    command: list[str],
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (store / "index.sqlite").exists()  # read through a URI, which must be absolute
+    monkeypatch.chdir(store.parent)
+    assert main([*command, store.name]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{store.name}: "), captured
+    assert captured.out.endswith(" valid records: OK\n"), captured
+    assert captured.err == ""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from snapstore._errors import NotFoundError
 from snapstore._options import DEFAULT_LOCK_TIMEOUT
 
 if TYPE_CHECKING:
@@ -23,11 +25,12 @@ EXIT_DAMAGE = 1
 EXIT_ERROR = 2
 
 # click rewraps an epilog's paragraphs; "\b" keeps the one after it as written.
+# Its lines fit an 80-column terminal with click's indent of 2 (docs/cli.md is rendered at 80).
 EXIT_STATUS = f"""\b
 exit status:
   {EXIT_OK}  clean: verify found nothing damaged; repair left the path verifying
-     clean; repair --dry-run has nothing to do; every check of the demo passed;
-     any other command did what it was asked
+     clean; repair --dry-run has nothing to do; every check of the demo
+     passed; any other command did what it was asked
   {EXIT_DAMAGE}  damage found: verify found a problem; repair left damage it cannot
      fix; repair --dry-run has something to do (or damage it cannot fix); a
      check of the demo failed
@@ -106,6 +109,13 @@ def reading_history(path: Path, name: str | None) -> Iterator[IterationHistory]:
             yield history
         return
     with reading_store(path) as store:
+        if name not in store.history_names():
+            # The library's answer is about a file a read-only open does not
+            # create; here the user named a history, so say which there are.
+            raise NotFoundError(
+                f"{path} has no history {name!r} "
+                f"(snapstore history {shlex.quote(str(path))} lists its histories)"
+            )
         yield store.history(name)
 
 

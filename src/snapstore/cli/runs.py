@@ -212,7 +212,7 @@ def diff(
     baseline: bool,
     output_format: str,
 ) -> None:
-    """Show how snapshot B differs from snapshot A (each RUN:STAGE or a seq).
+    """Show how snapshot B of STORE differs from snapshot A (each RUN:STAGE or a seq).
 
     With --previous or --baseline instead of B: how A differs from its
     previous comparable run, or from its group's baseline. Every metric is
@@ -284,7 +284,9 @@ def baseline(
     """List the pinned baseline of each (stage, comparison key) group of STORE.
 
     With --set, pin a snapshot as its group's baseline instead (the only
-    command here that writes).
+    command here that writes), and say which it replaced: a sentence, or
+    with --format csv or json the fields stage, comparison_key,
+    snapshot_seq, run_id and replaced (the seq pinned before, or null).
     """
     if pin is not None:
         from snapstore.store import SnapshotStore  # noqa: PLC0415 - only --set writes
@@ -294,6 +296,19 @@ def baseline(
             assert snap.comparison_key is not None  # a stored snapshot
             before = opened.baseline(snap.stage, snap.comparison_key)
             opened.set_baseline(snap)
+        if output_format != "table":
+            # Asked for csv or json, a script gets the pin as a record, not a sentence.
+            emit_fields(
+                {
+                    "stage": snap.stage,
+                    "comparison_key": snap.comparison_key,
+                    "snapshot_seq": snap.snapshot_seq,
+                    "run_id": snap.run_id,
+                    "replaced": None if before is None else before.snapshot_seq,
+                },
+                output_format,
+            )
+            return
         was = "none" if before is None else _named(before)
         click.echo(
             f"pinned {_named(snap)} as the baseline of {snap.stage} / {snap.comparison_key} "

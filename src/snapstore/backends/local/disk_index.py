@@ -409,7 +409,12 @@ def line_digest(log: Path, position: LogPosition) -> str | None:
 def _connect(
     path: Path, *, writable: bool, busy_timeout: float, immutable: bool = False
 ) -> sqlite3.Connection:
-    uri = f"{path.as_uri()}?mode={'rwc' if writable else 'ro'}{'&immutable=1' if immutable else ''}"
+    # A file URI names an absolute path: a store opened by a relative one
+    # (verify STORE from its parent directory) would fail here otherwise.
+    uri = (
+        f"{path.absolute().as_uri()}?mode={'rwc' if writable else 'ro'}"
+        f"{'&immutable=1' if immutable else ''}"
+    )
     # Autocommit (isolation_level None): each read is its own snapshot, and
     # writes open their transactions explicitly. The store serializes its
     # threads' calls, so one connection serves them all.
