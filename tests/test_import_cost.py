@@ -30,6 +30,8 @@ DEFERRED = [
     "snapstore.cli",
     "snapstore.testing",
     "pyarrow",
+    # Progress is only told by verify, repair and an index rebuilt in bulk.
+    "snapstore._progress",
     "pandas",
     "numpy",
     # Random tokens come from os.urandom, not secrets (which imports hmac).
