@@ -1,13 +1,16 @@
-"""Progress of long work: what a listener is told, and what nobody listening costs."""
+"""Progress of long work: what a listener is told, what nobody listening costs, the bars."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
+import sys
 import threading
 from typing import TYPE_CHECKING
 
 import pytest
+from rich.console import Console
 
 from damage import flip
 from snapstore import NormalizedSnapshot, SnapshotStore
@@ -16,6 +19,7 @@ from snapstore._log import checked
 from snapstore._progress import TaskProgress, file_task, reporting
 from snapstore.backends.local import store as local_store
 from snapstore.backends.local.repair import check_path
+from snapstore.cli.progress import on_terminal, progress_bar
 from store_fixtures import INDEX_FILES
 
 if TYPE_CHECKING:
@@ -365,3 +369,50 @@ def test_reporting_nests_and_restores() -> None:
     assert outer.labels() == ["outer"]
     assert inner.labels() == ["inner"]
     assert progress._listener.get() is None
+
+
+# -- the command's bars ----------------------------------------------------------------
+
+
+def terminal() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, width=120), out
+
+
+def test_progress_bar_draws_each_task_on_a_terminal(store_root: Path) -> None:
+    console, out = terminal()
+    with progress_bar(True, console=console):
+        assert check_path(store_root).ok
+    drawn = out.getvalue()
+    for label in checking_sizes(store_root):
+        assert label in drawn
+    assert "\x1b[" in drawn  # drawn for a terminal, then cleared
+    assert progress._listener.get() is None
+
+
+def test_progress_bar_starts_a_returning_task_over() -> None:
+    console, out = terminal()
+    with progress_bar(True, console=console):
+        for _ in range(2):
+            with TaskProgress("twice", 1 << 20) as task:
+                task.advance_to(1 << 19)
+    assert "twice" in out.getvalue()
+
+
+def test_progress_bar_disabled_draws_nothing_and_listens_to_nothing(
+    store_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    console, out = terminal()
+    with progress_bar(False, console=console):
+        assert progress._listener.get() is None
+        assert check_path(store_root).ok
+    assert out.getvalue() == ""
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_bar_is_for_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for answer in (True, False):
+        stream = io.StringIO()
+        monkeypatch.setattr(stream, "isatty", lambda answer=answer: answer)
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert on_terminal() is answer
