@@ -30,6 +30,10 @@ DEFERRED = [
     "snapstore.cli",
     "snapstore.testing",
     "pyarrow",
+    # Progress is only told by verify, repair and an index rebuilt in bulk;
+    # the command's bars are never the library's.
+    "snapstore._progress",
+    "rich",
     "pandas",
     "numpy",
     # Random tokens come from os.urandom, not secrets (which imports hmac).

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from snapstore._log.lock import WriterLock
     from snapstore._log.seam import FileSystem
     from snapstore._options import Durability
+    from snapstore._progress import TaskProgress
     from snapstore._report import Problem
 
 # Maps an entry to the record already stored for it (a retry), or None. Gets the
@@ -721,16 +722,21 @@ def refuse_foreign(fs: FileSystem, path: Path, lock: Path) -> None:
     )
 
 
-def read_lines(fs: FileSystem, fd: int, start: int, stop: int) -> Iterator[tuple[int, bytes, bool]]:
+def read_lines(
+    fs: FileSystem, fd: int, start: int, stop: int, *, progress: TaskProgress | None = None
+) -> Iterator[tuple[int, bytes, bool]]:
     """Split bytes ``[start, stop)`` of a file into lines: ``(offset, line, complete)``.
 
     Complete lines come without their newline; bytes after the last newline
     come last, with ``complete=False``. Reads in chunks, so memory stays bounded
-    by the longest line.
+    by the longest line. ``progress`` is told how many bytes after ``start``
+    the caller has taken, before each chunk: once a MiB, not once a line.
     """
     offset = start
     chunk_size = _READ_CHUNK
     while offset < stop:
+        if progress is not None:
+            progress.advance_to(offset - start)
         chunk = fs.read(fd, min(chunk_size, stop - offset), offset)
         if not chunk:
             return  # the file shrank under us

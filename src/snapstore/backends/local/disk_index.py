@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from snapstore._log.seam import FileSystem
+    from snapstore._progress import TaskProgress
 
 INDEX_DB = "index.sqlite"
 # The files SQLite keeps beside the database in WAL mode.
@@ -209,6 +210,9 @@ class DiskIndex:
         ``sync``: make the log durable first, so the index never holds a
         record a power loss could still take from the log.
         """
+        # Only here: a process that finds its index in place never needs it.
+        from snapstore._progress import TaskProgress, file_task  # noqa: PLC0415
+
         fd = fs.open_read(log)
         try:
             if sync:
@@ -218,21 +222,27 @@ class DiskIndex:
                 covered = _covering(self._db, log)
                 if covered is None:
                     return  # emptied by another process meanwhile: left to it
+                if covered.position.end >= size:
+                    return  # nothing to add (caught up meanwhile): no task to show
                 empty = covered.position.seq == 0
                 if empty:
                     # Built whole, the B-trees of the two lookups are made in
                     # one sorted pass each, not one insert at a time.
                     self._db.execute("DROP INDEX IF EXISTS by_key")
                     self._db.execute("DROP INDEX IF EXISTS by_group")
-                rows = _log_rows(fs, fd, covered.position, size)
-                count, last = covered.size, None
-                while batch := list(islice(rows, _BATCH)):
-                    self._db.executemany(_INSERT, batch)
-                    count += len(batch)
-                    last = batch[-1]
-                if empty:
-                    for statement in _INDICES:
-                        self._db.execute(statement)
+                start = covered.position
+                # The bytes read of the log; the B-trees built at the end are
+                # the last part of the task.
+                with TaskProgress(file_task("indexing", log), size - start.end) as progress:
+                    rows = _log_rows(fs, fd, start, size, progress)
+                    count, last = covered.size, None
+                    while batch := list(islice(rows, _BATCH)):
+                        self._db.executemany(_INSERT, batch)
+                        count += len(batch)
+                        last = batch[-1]
+                    if empty:
+                        for statement in _INDICES:
+                            self._db.execute(statement)
                 if last is not None:
                     position = LogPosition(last.offset + last.length, last.seq, last.length)
                     self.covered = Covered(position, line_digest(log, position), count)
@@ -492,7 +502,9 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _log_rows(fs: FileSystem, fd: int, start: LogPosition, stop: int) -> Iterator[Row]:
+def _log_rows(
+    fs: FileSystem, fd: int, start: LogPosition, stop: int, progress: TaskProgress
+) -> Iterator[Row]:
     """The index rows of the log's records after ``start``, up to its first damage.
 
     Stops at a line that is not the next record (a torn tail, damage, or an
@@ -500,7 +512,7 @@ def _log_rows(fs: FileSystem, fd: int, start: LogPosition, stop: int) -> Iterato
     reports or recovers it.
     """
     seq = start.seq
-    for offset, line, complete in read_lines(fs, fd, start.end, stop):
+    for offset, line, complete in read_lines(fs, fd, start.end, stop, progress=progress):
         record = decode_line(line) if complete else None
         if record is None or record["seq"] <= seq:
             return

@@ -17,6 +17,7 @@ from snapstore._log.checked import read_lines
 from snapstore._log.lock import WriterLock
 from snapstore._log.quarantine import quarantine
 from snapstore._log.record import LogRecord, decode_record, hidden_records
+from snapstore._progress import TaskProgress, file_task
 from snapstore._report import CheckReport, Finding, Problem
 
 if TYPE_CHECKING:
@@ -123,24 +124,26 @@ def _scan_log(
     try:
         last_seq = 0
         region: list[_Damaged] = []  # consecutive bad lines
-        for line_no, (offset, line, complete) in enumerate(read_lines(fs, fd, 0, size), 1):
-            raw = line + b"\n" if complete else line
-            record = decode_record(line, offset) if complete else None
-            if record is not None and region:
-                # Records salvaged from the damage come before this one: take
-                # them first, so that seqs stay in order and on_record sees
-                # the records in the order they were written.
-                last_seq = _settle(scan, region, last_seq, on_record)
-                region = []
-            problem = _problem(record, last_seq, on_record)
-            if problem is None:
-                assert record is not None
-                scan.good.append((offset, raw))
-                last_seq = record.seq
-            else:
-                region.append((Problem(offset, len(raw), line_no, problem), raw))
-        if region:
-            _settle(scan, region, last_seq, on_record)
+        with TaskProgress(file_task("checking", path), size) as progress:
+            lines = read_lines(fs, fd, 0, size, progress=progress)
+            for line_no, (offset, line, complete) in enumerate(lines, 1):
+                raw = line + b"\n" if complete else line
+                record = decode_record(line, offset) if complete else None
+                if record is not None and region:
+                    # Records salvaged from the damage come before this one: take
+                    # them first, so that seqs stay in order and on_record sees
+                    # the records in the order they were written.
+                    last_seq = _settle(scan, region, last_seq, on_record)
+                    region = []
+                problem = _problem(record, last_seq, on_record)
+                if problem is None:
+                    assert record is not None
+                    scan.good.append((offset, raw))
+                    last_seq = record.seq
+                else:
+                    region.append((Problem(offset, len(raw), line_no, problem), raw))
+            if region:
+                _settle(scan, region, last_seq, on_record)
     finally:
         fs.close(fd)
     return scan
