@@ -108,7 +108,7 @@ def test_a_history_file_takes_no_name_and_follow_takes_no_csv(
 
 def _read_lines(process: subprocess.Popen[str], count: int) -> list[str]:
     assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
     deadline = time.monotonic() + WAIT
     while len(lines) < count and time.monotonic() < deadline:
         line = process.stdout.readline()

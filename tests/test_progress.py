@@ -416,3 +416,55 @@ def test_a_bar_is_for_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(stream, "isatty", lambda answer=answer: answer)
         monkeypatch.setattr(sys, "stderr", stream)
         assert on_terminal() is answer
+
+
+def command_output(argv: list[str], *, stderr_on_terminal: bool) -> tuple[int, str, str]:
+    """Run ``snapstore argv`` with stderr on a pseudo-terminal (or a pipe); exit, out, err."""
+    import os  # noqa: PLC0415
+    import pty  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    command = [sys.executable, "-m", "snapstore", *argv]
+    if not stderr_on_terminal:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        return done.returncode, done.stdout, done.stderr
+    controller, terminal_end = pty.openpty()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal_end) as process:
+        os.close(terminal_end)
+        drawn = bytearray()
+        while True:
+            try:
+                chunk = os.read(controller, 1 << 16)
+            except OSError:  # EIO: the process closed the terminal's last writer
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        out = process.stdout.read().decode() if process.stdout else ""
+        process.wait(timeout=120)
+    os.close(controller)
+    return process.returncode, out, drawn.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify"],
+        ["export", "-o", "{tmp}/runs.parquet"],
+        ["ls", "--all-versions", "--format", "csv"],
+    ],
+    ids=["verify", "export", "ls"],
+)
+def test_long_commands_draw_a_bar_on_a_terminal_and_nothing_elsewhere(
+    store_root: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    command = [argv[0], str(store_root), *(arg.format(tmp=tmp_path) for arg in argv[1:])]
+    status, out, drawn = command_output(command, stderr_on_terminal=True)
+    assert status == 0, drawn
+    assert "store/snapshots.jsonl" in drawn  # a task's label, drawn and then cleared
+    assert "\x1b[" in drawn
+    status, piped_out, err = command_output(command, stderr_on_terminal=False)
+    assert status == 0
+    assert "snapshots.jsonl" not in err
+    assert "\x1b[" not in err + piped_out
+    assert piped_out == out  # the results do not depend on where the bars go

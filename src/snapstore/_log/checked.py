@@ -239,11 +239,16 @@ class CheckedLog:
 
     def scan(self, end: int | None = None) -> Iterator[LogRecord]:
         """Every valid record from the start of the file up to ``end``, in order."""
+        from snapstore._progress import TaskProgress, file_task  # noqa: PLC0415 - long reads only
+
         self.check_open()
         stop = self._position.end if end is None else end
-        with storage_errors(self.path):
+        with (
+            storage_errors(self.path),
+            TaskProgress(file_task("reading", self.path), stop) as progress,
+        ):
             for line_no, (offset, line, complete) in enumerate(
-                read_lines(self._fs, self._fd, 0, stop), start=1
+                read_lines(self._fs, self._fd, 0, stop, progress=progress), start=1
             ):
                 record = decode_record(line, offset) if complete else None
                 if record is not None:

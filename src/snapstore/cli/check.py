@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from snapstore.cli.options import EXIT_DAMAGE, EXIT_OK, lock_timeout_option
+from snapstore.cli.progress import on_terminal, progress_bar
 
 _PATH = click.argument("path", type=click.Path(path_type=Path))
 
@@ -14,11 +15,14 @@ _PATH = click.argument("path", type=click.Path(path_type=Path))
 def _check(path: Path, lock_timeout: float, *, repairing: bool, dry_run: bool) -> int:
     from snapstore.backends.local.repair import check_path  # noqa: PLC0415 - only these commands need it
 
-    report = check_path(path, repair=repairing, dry_run=dry_run, lock_timeout=lock_timeout)
+    with progress_bar(on_terminal()):
+        report = check_path(path, repair=repairing, dry_run=dry_run, lock_timeout=lock_timeout)
+        # What is left after the repair.
+        left = check_path(path, lock_timeout=lock_timeout) if repairing and not dry_run else None
     for action in report.actions:
         click.echo(action)
-    if repairing and not dry_run:
-        report = check_path(path, lock_timeout=lock_timeout)  # what is left after the repair
+    if left is not None:
+        report = left
     for finding in report.findings:
         click.echo(str(finding))
     verdict = "OK" if report.ok else f"{len(report.findings)} problem(s)"

@@ -19,6 +19,7 @@ from snapstore.cli.options import (
     store_argument,
 )
 from snapstore.cli.output import emit, emit_fields, select_columns, sort_rows, write_csv
+from snapstore.cli.progress import on_terminal, progress_bar
 from snapstore.snapshot import MAPPINGS
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def ls(
     output_format: str,
 ) -> None:
     """List the snapshots of STORE: one row per (run, stage), its latest version, in seq order."""
-    with reading_store(store) as opened:
+    with progress_bar(on_terminal()), reading_store(store) as opened:
         table = opened.to_arrow(
             stage=stage, run=run, comparison_key=group, latest_only=not all_versions, where=where
         )
@@ -405,10 +406,10 @@ def export(
         raise click.UsageError("parquet is not written to standard output: give a file with -o")
     is_history = history_name is not None or (source.suffix == ".jsonl" and not source.is_dir())
     if is_history:
-        with reading_history(source, history_name) as history:
+        with progress_bar(on_terminal()), reading_history(source, history_name) as history:
             table = history.to_arrow(where=where)
     else:
-        with reading_store(source) as opened:
+        with progress_bar(on_terminal()), reading_store(source) as opened:
             table = opened.to_arrow(
                 stage=stage, run=run, comparison_key=group, latest_only=latest_only, where=where
             )
