@@ -32,6 +32,8 @@ DEFERRED = [
     "pyarrow",
     "pandas",
     "numpy",
+    # snapstore plot draws with it; nothing else loads it.
+    "matplotlib",
     # Random tokens come from os.urandom, not secrets (which imports hmac).
     "secrets",
     "hmac",
