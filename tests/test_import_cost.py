@@ -36,6 +36,8 @@ DEFERRED = [
     "rich",
     "pandas",
     "numpy",
+    # snapstore plot draws with it; nothing else loads it.
+    "matplotlib",
     # Random tokens come from os.urandom, not secrets (which imports hmac).
     "secrets",
     "hmac",

@@ -18,6 +18,7 @@ from snapstore.cli.check import check_commands
 from snapstore.cli.demo import demo
 from snapstore.cli.histories import history
 from snapstore.cli.options import EXIT_ERROR, EXIT_STATUS
+from snapstore.cli.plot import plot
 from snapstore.cli.runs import run_commands
 
 
@@ -45,7 +46,7 @@ def cli() -> None:
     """
 
 
-for command in (*run_commands, history, *check_commands, demo):
+for command in (*run_commands, history, plot, *check_commands, demo):
     cli.add_command(command)
 
 

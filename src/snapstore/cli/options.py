@@ -86,6 +86,32 @@ def format_option(command: _F) -> _F:
     )(command)
 
 
+def selection_options(command: _F) -> _F:
+    """Which snapshots: every command that reads a store's table takes these (ls, export, plot)."""
+    for option in reversed(
+        [
+            click.option("--stage", help="Only this stage's snapshots."),
+            click.option("--run", metavar="GLOB", help="Only runs matching GLOB (run-00*)."),
+            click.option("--group", metavar="KEY", help="Only this comparison key's snapshots."),
+            click.option(
+                "--where",
+                multiple=True,
+                metavar="CONDITION",
+                help="Only rows meeting CONDITION, e.g. 'metrics.auc > 0.8' or "
+                "'config.model == gbm' (repeat: all must hold).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def all_versions_option(command: _F) -> _F:
+    return click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")(
+        command
+    )
+
+
 def store_argument(command: _F) -> _F:
     return click.argument("store", type=click.Path(path_type=Path))(command)
 

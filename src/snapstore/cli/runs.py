@@ -12,10 +12,12 @@ import click
 
 from snapstore._errors import InvalidInputError, NotFoundError
 from snapstore.cli.options import (
+    all_versions_option,
     format_option,
     lock_timeout_option,
     reading_history,
     reading_store,
+    selection_options,
     store_argument,
 )
 from snapstore.cli.output import emit, emit_fields, select_columns, sort_rows, write_csv
@@ -34,26 +36,6 @@ TABLE_ROWS = 100
 LS_COLUMNS = "snapshot_seq,run_id,stage,baseline,metrics.*"
 EXPORT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SEQ = re.compile(r"[0-9]+")
-
-
-def _listing_options(command: Any) -> Any:
-    """The selection every listing of snapshots takes (ls, export)."""
-    for option in reversed(
-        [
-            click.option("--stage", help="Only this stage's snapshots."),
-            click.option("--run", metavar="GLOB", help="Only runs matching GLOB (run-00*)."),
-            click.option("--group", metavar="KEY", help="Only this comparison key's snapshots."),
-            click.option(
-                "--where",
-                multiple=True,
-                metavar="CONDITION",
-                help="Only rows meeting CONDITION, e.g. 'metrics.auc > 0.8' or "
-                "'config.model == gbm' (repeat: all must hold).",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
 
 
 def rows_options(command: Any) -> Any:
@@ -92,8 +74,8 @@ def print_table(
 
 @click.command("ls", short_help="The run table: the latest snapshot of each run and stage.")
 @store_argument
-@_listing_options
-@click.option("--all-versions", is_flag=True, help="Every version, not only the latest.")
+@selection_options
+@all_versions_option
 @click.option(
     "--columns",
     default=LS_COLUMNS,
@@ -376,7 +358,7 @@ def info(*, store: Path, output_format: str) -> None:
     help="parquet, csv or jsonl (default: by the output's extension).",
 )
 @click.option("--history", "history_name", metavar="NAME", help="Export the store's history NAME.")
-@_listing_options
+@selection_options
 @click.option("--latest-only", is_flag=True, help="Only the latest version of each run and stage.")
 def export(
     *,
