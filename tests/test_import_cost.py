@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Imported by verify and repair (and what they return), a memory:// target,
-# exports and checkpoints: never by saving and reading.
+# tables, diffs, exports and checkpoints: never by saving and reading.
 DEFERRED = [
     "snapstore._report",
+    "snapstore._tables",
+    "snapstore._extras",
+    "snapstore.diff",
     "snapstore.backends.local.repair",
     "snapstore.backends.memory",
     "snapstore.cli",
@@ -32,6 +35,9 @@ DEFERRED = [
     "pyarrow",
     "pandas",
     "numpy",
+    # The command line's own: only the command imports them.
+    "click",
+    "rich",
     # Random tokens come from os.urandom, not secrets (which imports hmac).
     "secrets",
     "hmac",
@@ -66,6 +72,10 @@ with SnapshotStore(root + "/store") as store:
     look("save and read")  # before close: the checkpoint it writes imports pyarrow
     assert store.verify().ok
     look("verify")
+    assert store.to_arrow(where="metrics.auc > 0.5").num_rows == 1
+    look("table")
+    assert store.diff_previous(saved) is None
+    look("diff")
 print(json.dumps(seen))
 """
 
@@ -103,3 +113,10 @@ def test_verify_imports_the_checks_when_it_runs(tmp_path: Path) -> None:
     # the modules' real names (an absent misspelled name would prove nothing).
     imported = set(_imported(tmp_path)["verify"])
     assert {"snapstore._report", "snapstore.backends.local.repair"} <= imported
+
+
+def test_tables_and_diffs_import_their_modules_when_asked_for(tmp_path: Path) -> None:
+    seen = _imported(tmp_path)
+    assert {"snapstore._tables", "snapstore._extras", "pyarrow"} <= set(seen["table"])
+    assert "snapstore.diff" not in seen["table"]
+    assert "snapstore.diff" in seen["diff"]
