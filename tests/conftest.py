@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 # The shipped suites are plain modules of the package: have pytest explain
 # their failed asserts as it does a test module's.
 pytest.register_assert_rewrite(
-    "snapstore.testing.store_tests", "snapstore.testing.history_tests", "snapstore.testing.machines"
+    "snapstore.testing.store_tests",
+    "snapstore.testing.history_tests",
+    "snapstore.testing.table_tests",
+    "snapstore.testing.machines",
 )
 
 # Every example writes and fsyncs real files, so deadlines would only measure the disk.

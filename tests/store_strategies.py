@@ -40,3 +40,31 @@ json_values: st.SearchStrategy[Any] = st.recursive(
 json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     st.text(st.characters(exclude_categories=["Cs"]), max_size=8), json_values, max_size=4
 )
+
+# Everything a record may hold, to the edges: NaN and the infinities, integers
+# from int64's lowest to uint64's highest (beyond int64 a table column is JSON
+# text), and those around 2**53, beyond which a float holds no integer exactly.
+_EDGE_INTS = [-(2**63), -(2**53) - 1, -(2**53), 2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1]
+_record_scalars: st.SearchStrategy[Any] = st.one_of(
+    _scalars,
+    st.floats(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.sampled_from(_EDGE_INTS),
+)
+record_values: st.SearchStrategy[Any] = st.recursive(
+    _record_scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["x", "y", "", "x.y"]), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Records that share their few field names, so that each column gathers the
+# values of several records (and keys with dots meet nested keys).
+table_records: st.SearchStrategy[list[dict[str, Any]]] = st.lists(
+    st.fixed_dictionaries(
+        {}, optional=dict.fromkeys(["a", "b", "a.x", ""], _record_scalars | record_values)
+    ),
+    min_size=1,
+    max_size=8,
+)

@@ -16,7 +16,7 @@ from snapstore import (
     IterationHistory,
     KeyConflictError,
 )
-from snapstore.testing.conformance import HistoryTests
+from snapstore.testing.conformance import HistoryTableTests, HistoryTests
 from snapstore.testing.harnesses import LocalHistoryHarness
 from workers import WAIT, append_many
 
@@ -31,6 +31,15 @@ class TestLocalHistory(HistoryTests):
         self, request: pytest.FixtureRequest, tmp_path: Path
     ) -> Iterator[LocalHistoryHarness]:
         harness = LocalHistoryHarness(tmp_path / "history.jsonl", request.param)
+        yield harness
+        harness.close_all()
+
+
+class TestLocalHistoryTables(HistoryTableTests):
+    # Tables only read: one durability is enough (the bulk case appends with "write").
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> Iterator[LocalHistoryHarness]:
+        harness = LocalHistoryHarness(tmp_path / "history.jsonl")
         yield harness
         harness.close_all()
 

@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Imported by verify and repair (and what they return), a memory:// target,
-# exports and checkpoints: never by saving and reading.
+# tables, diffs, exports and checkpoints: never by saving and reading.
 DEFERRED = [
     "snapstore._report",
+    "snapstore._tables",
+    "snapstore._extras",
+    "snapstore.diff",
     "snapstore.backends.local.repair",
     "snapstore.backends.memory",
     "snapstore.cli",
@@ -38,6 +41,8 @@ DEFERRED = [
     "numpy",
     # snapstore plot draws with it; nothing else loads it.
     "matplotlib",
+    # The command line's own: only the command imports it.
+    "click",
     # Random tokens come from os.urandom, not secrets (which imports hmac).
     "secrets",
     "hmac",
@@ -72,6 +77,10 @@ with SnapshotStore(root + "/store") as store:
     look("save and read")  # before close: the checkpoint it writes imports pyarrow
     assert store.verify().ok
     look("verify")
+    assert store.to_arrow(where="metrics.auc > 0.5").num_rows == 1
+    look("table")
+    assert store.diff_previous(saved) is None
+    look("diff")
 print(json.dumps(seen))
 """
 
@@ -109,3 +118,10 @@ def test_verify_imports_the_checks_when_it_runs(tmp_path: Path) -> None:
     # the modules' real names (an absent misspelled name would prove nothing).
     imported = set(_imported(tmp_path)["verify"])
     assert {"snapstore._report", "snapstore.backends.local.repair"} <= imported
+
+
+def test_tables_and_diffs_import_their_modules_when_asked_for(tmp_path: Path) -> None:
+    seen = _imported(tmp_path)
+    assert {"snapstore._tables", "snapstore._extras", "pyarrow"} <= set(seen["table"])
+    assert "snapstore.diff" not in seen["table"]
+    assert "snapstore.diff" in seen["diff"]

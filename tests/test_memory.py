@@ -15,7 +15,12 @@ from snapstore import (
     StorageError,
 )
 from snapstore.backends.memory import MemoryHistory, MemoryStore
-from snapstore.testing.conformance import HistoryTests, SnapshotStoreTests
+from snapstore.testing.conformance import (
+    HistoryTableTests,
+    HistoryTests,
+    SnapshotStoreTests,
+    StoreTableTests,
+)
 from snapstore.testing.harnesses import MemoryHistoryHarness, MemoryStoreHarness
 from snapstore.testing.machines import HistoryMachine, SnapshotStoreMachine
 
@@ -32,6 +37,22 @@ class TestMemoryStore(SnapshotStoreTests):
 
 
 class TestMemoryHistory(HistoryTests):
+    @pytest.fixture
+    def harness(self) -> Iterator[MemoryHistoryHarness]:
+        harness = MemoryHistoryHarness()
+        yield harness
+        harness.close_all()
+
+
+class TestMemoryStoreTables(StoreTableTests):
+    @pytest.fixture
+    def harness(self) -> Iterator[MemoryStoreHarness]:
+        harness = MemoryStoreHarness()
+        yield harness
+        harness.close_all()
+
+
+class TestMemoryHistoryTables(HistoryTableTests):
     @pytest.fixture
     def harness(self) -> Iterator[MemoryHistoryHarness]:
         harness = MemoryHistoryHarness()

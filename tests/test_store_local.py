@@ -12,7 +12,7 @@ import pytest
 
 from snapstore import InvalidInputError, NormalizedSnapshot, SnapshotStore, SnapstoreError
 from snapstore.backends.local.store import LocalStore
-from snapstore.testing.conformance import SnapshotStoreTests
+from snapstore.testing.conformance import SnapshotStoreTests, StoreTableTests
 from store_fixtures import (
     STAGES,
     LocalStoreHarness,
@@ -38,6 +38,15 @@ class TestLocalStore(SnapshotStoreTests):
         self, request: pytest.FixtureRequest, tmp_path: Path
     ) -> Iterator[LocalStoreHarness]:
         harness = LocalStoreHarness(tmp_path / "store", request.param)
+        yield harness
+        harness.close_all()
+
+
+class TestLocalStoreTables(StoreTableTests):
+    # Tables only read: one durability is enough (the bulk case saves with "write").
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> Iterator[LocalStoreHarness]:
+        harness = LocalStoreHarness(tmp_path / "store")
         yield harness
         harness.close_all()
 

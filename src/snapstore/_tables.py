@@ -7,14 +7,17 @@ records (``history_table``). A record's mappings are flattened (``metrics.auc``,
 values, by this rule (docs/api.md, "Tables"):
 
 - only booleans: ``bool``; only integers: ``int64``; only floats, or floats
-  and integers: ``float64``; only strings: ``string``;
-- anything else (lists, empty mappings, integers beyond 64 bits, or a mix
-  such as numbers and strings): ``string`` holding each value as JSON text;
+  and integers a float holds exactly (up to 2**53 either way): ``float64``;
+  only strings: ``string``;
+- anything else (lists, empty mappings, integers beyond int64, floats with
+  an integer beyond 2**53, or a mix such as numbers and strings): ``string``
+  holding each value as JSON text;
 - a record without the field: null.
 
 Conditions (``"metrics.auc > 0.8"``) compare one column with a JSON literal
-(a bare word is a string); a record whose value is missing, or of a type the
-literal cannot be ordered against, does not match.
+(a bare word is a string, but not one that starts like an operator or like
+JSON: ``"a => 1"`` is an error, not ``a = "> 1"``); a record whose value is
+missing, or of a type the literal cannot be ordered against, does not match.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 _INT64 = range(-(2**63), 2**63)
+# The integers a float64 column takes: beyond these a float would round them.
+_FLOAT_EXACT = range(-(2**53), 2**53 + 1)
+# What a bare word may not start with: the rest of a mistyped operator
+# ("a => 1" would read as a = "> 1"), or JSON that did not parse.
+_NOT_A_WORD = tuple('<>=!"[{')
 _CONDITION = re.compile(
     r"\s*(?P<column>[^\s<>=!]+)\s*(?P<op>==|!=|<=|>=|<|>|=)\s*(?P<value>.*?)\s*"
 )
@@ -147,6 +155,12 @@ class Condition:
         try:
             value = orjson.loads(literal)
         except orjson.JSONDecodeError:
+            if literal.startswith(_NOT_A_WORD):
+                raise InvalidInputError(
+                    f"cannot read the condition {text!r}: {literal!r} is neither a JSON value "
+                    "nor a word; OP is one of == != < <= > >=, and text that starts with "
+                    'one of < > = ! " [ { is written as a JSON string'
+                ) from None
             value = literal  # a bare word: the string it spells
         if isinstance(value, dict | list):
             raise InvalidInputError(f"{text!r}: a condition compares with one value, not {literal}")
@@ -169,7 +183,15 @@ class Condition:
 
 def conditions(where: str | Iterable[str]) -> list[Condition]:
     """Each condition of ``where`` (one text, or several that must all hold)."""
-    return [Condition.parse(text) for text in ([where] if isinstance(where, str) else where)]
+    if isinstance(where, str):
+        return [Condition.parse(where)]
+    try:
+        texts = iter(where)
+    except TypeError:
+        raise InvalidInputError(
+            f"where is a condition such as 'metrics.auc > 0.8', or a list of them, not {where!r}"
+        ) from None
+    return [Condition.parse(text) for text in texts]
 
 
 def _kind(value: object) -> str:
@@ -250,20 +272,19 @@ def _typed(values: list[Any]) -> pa.Array:
     # Judged by the set of exact types, not value by value: a million cells
     # are one pass in C. A subclass (an IntEnum, say) falls to JSON text.
     kinds = {type(value) for value in values} - {type(None)}
-    if kinds <= {int, float} and kinds:
-        if int in kinds and not _fits_int64([v for v in values if type(v) is int]):
-            kinds = {object}  # beyond int64: JSON text keeps every digit
-        else:
+    if kinds and kinds <= {int, float}:
+        integers = [value for value in values if type(value) is int]
+        # Integers a float64 (beside floats) or an int64 cannot hold exactly
+        # make the column JSON text, which keeps every digit.
+        exact = _FLOAT_EXACT if float in kinds else _INT64
+        if not integers or (min(integers) in exact and max(integers) in exact):
             return pa.array(values, pa.float64() if float in kinds else pa.int64())
+        kinds = {object}
     if not kinds:
         return pa.nulls(len(values), pa.string())
     if len(kinds) == 1 and (kind := kinds.pop()) in (bool, str):
         return pa.array(values, pa.bool_() if kind is bool else pa.string())
     return pa.array([None if value is None else json_text(value) for value in values], pa.string())
-
-
-def _fits_int64(integers: list[int]) -> bool:
-    return min(integers) in _INT64 and max(integers) in _INT64
 
 
 def json_text(value: object) -> str:

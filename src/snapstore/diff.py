@@ -22,20 +22,26 @@ if TYPE_CHECKING:
 
 __all__ = ["FieldChange", "MappingDiff", "MetricChange", "SnapshotDiff", "diff_snapshots"]
 
+# The integers JSON writers hold (orjson: int64 and uint64). Two stored
+# integers can differ by more; such a difference is given as a float.
+_JSON_INTS = range(-(2**63), 2**64)
+
 
 @dataclass(frozen=True, slots=True)
 class MetricChange:
     """One metric in either snapshot: its two values and, for two numbers, the deltas.
 
-    ``absolute`` is ``after - before``; ``relative`` is that over ``|before|``
-    (None when ``before`` is 0 or either value is not a finite number).
+    ``absolute`` is ``after - before`` (an int for two ints, but a float
+    beyond the 64-bit range JSON holds); ``relative`` is that over
+    ``|before|`` (None when ``before`` is 0 or either value is not a finite
+    number).
     A metric only one snapshot has has the other value None.
     """
 
     name: str
     before: Any
     after: Any
-    absolute: float | None
+    absolute: int | float | None
     relative: float | None
 
     @property
@@ -126,6 +132,8 @@ def _metric(name: str, before: Any, after: Any) -> MetricChange:
     if not (_is_number(before) and _is_number(after)):
         return MetricChange(name, before, after, None, None)
     absolute = after - before
+    if isinstance(absolute, int) and absolute not in _JSON_INTS:
+        absolute = float(absolute)  # to_dict() stays JSON
     relative = absolute / abs(before) if before else None
     if not math.isfinite(absolute):
         absolute = relative = None

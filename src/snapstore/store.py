@@ -292,9 +292,10 @@ class SnapshotStore:
 
         Every snapshot, in seq order, or those of one ``stage``, of the runs
         matching the glob ``run``, of one ``comparison_key``; with
-        ``latest_only``, only the latest version of each ``(run_id, stage)``.
-        ``where`` holds conditions such as ``"metrics.auc > 0.8"`` that a row
-        must all meet. Columns and types: docs/api.md, "Tables".
+        ``latest_only``, only the latest version of each ``(run_id, stage)``
+        (``comparison_key`` and ``where`` are then asked of those latest
+        versions). ``where`` holds conditions such as ``"metrics.auc > 0.8"``
+        that a row must all meet. Columns and types: docs/api.md, "Tables".
         """
         from snapstore._tables import snapshot_table  # noqa: PLC0415 - only tables need it
 
@@ -311,11 +312,13 @@ class SnapshotStore:
         )
         if run is not None:
             chosen = (snap for snap in chosen if fnmatch.fnmatchcase(snap.run_id, run))
-        if comparison_key is not None:
-            chosen = (snap for snap in chosen if snap.comparison_key == comparison_key)
         if latest_only:
             latest = {(snap.run_id, snap.stage): snap for snap in chosen}
             chosen = iter(sorted(latest.values(), key=_seq))
+        if comparison_key is not None:
+            # After latest_only, as the conditions are: a version superseded by
+            # one in another group is not the latest of its run and stage.
+            chosen = (snap for snap in chosen if snap.comparison_key == comparison_key)
         pinned = {snap.snapshot_seq for snap in self._backend.baselines()}
         return snapshot_table(chosen, {seq for seq in pinned if seq is not None}, where)
 

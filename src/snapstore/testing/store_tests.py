@@ -637,26 +637,6 @@ class SnapshotStoreTests:
         assert [r.data for r in reopened.history("other")] == [{"loss": 1.0}]
         assert len(reopened) == 0  # histories are not snapshots
 
-    # -- exports -----------------------------------------------------------------
-
-    def test_to_arrow_and_to_pandas_hold_one_row_per_snapshot(self, store: SnapshotStore) -> None:
-        saved = save_all(store, pipeline(runs=2))
-        table = store.to_arrow()
-        assert table.num_rows == len(saved)
-        assert table.column("snapshot_seq").to_pylist() == [s.snapshot_seq for s in saved]
-        assert table.column("run_id").to_pylist() == [s.run_id for s in saved]
-        assert table.column("stage").to_pylist() == [s.stage for s in saved]
-        assert table.column("comparison_key").to_pylist() == [s.comparison_key for s in saved]
-        assert table.column("created_at").to_pylist() == [s.created_at for s in saved]
-        frame = store.to_pandas()
-        assert list(frame["snapshot_seq"]) == [s.snapshot_seq for s in saved]
-        assert list(frame["run_id"]) == [s.run_id for s in saved]
-        assert {"metrics", "config", "data"} <= set(frame.columns)
-
-    def test_to_arrow_of_an_empty_store(self, store: SnapshotStore) -> None:
-        assert store.to_arrow().num_rows == 0
-        assert len(store.to_pandas()) == 0
-
     # -- lifecycle ---------------------------------------------------------------
 
     def test_everything_saved_survives_reopening(self, harness: StoreHarness) -> None:

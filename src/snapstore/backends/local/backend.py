@@ -40,10 +40,11 @@ class LocalSnapshotBackend(LocalStore):
         )
 
     def history_names(self) -> list[str]:
+        # Opening a history creates its file: an empty one was opened, never written.
         return sorted(
             path.stem
             for path in (self.root / HISTORY_DIR).glob("*.jsonl")
-            if _is_history_name(path.stem)
+            if _is_history_name(path.stem) and path.stat().st_size
         )
 
     def details(self) -> dict[str, str]:
