@@ -287,7 +287,8 @@ def test_every_command_and_option_has_help(command: click.Command) -> None:
         if isinstance(param, click.Option):
             assert (param.help or "").strip(), f"{command.name} {param.opts[0]} has no help"
         elif isinstance(param, click.Argument):
-            name = param.human_readable_name
+            # "[NAME]..." for an optional argument that takes several: NAME.
+            name = param.human_readable_name.strip("[].")
             assert re.search(rf"\b{re.escape(name)}\b", command.help or ""), (
                 f"{command.name}'s description does not say what {name} is"
             )
