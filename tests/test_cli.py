@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -353,3 +354,21 @@ def test_demo_help_and_readme_say_which_stores_the_demo_adds_to() -> None:
     assert result.returncode == 0
     assert "snapstore_demo" in result.stdout
     assert "snapstore_demo" in (ROOT / "README.md").read_text()
+
+
+def test_the_demo_ends_with_commands_that_work_on_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "store", "--runs", "2"]) == 0
+    out = capsys.readouterr().out
+    suggested = out[out.index("Try next:") :].splitlines()[1:]
+    assert len(suggested) >= 8
+    commands = {shlex.split(line.split("#", 1)[0])[1] for line in suggested}
+    assert {"ls", "show", "diff", "baseline", "history", "plot", "export", "info"} <= commands
+    for line in suggested:
+        argv = shlex.split(line.split("#", 1)[0])
+        assert argv[0] == "snapstore"
+        assert main(argv[1:]) == 0, (line, capsys.readouterr().err)
+    assert (tmp_path / "auc.png").stat().st_size > 0
+    assert (tmp_path / "runs.csv").read_text().count("\n") == 7  # a header, six snapshots

@@ -87,10 +87,7 @@ def next_commands(root: Path) -> str:
     tries = [
         (f"snapstore ls {store}", "the run table: each run's latest snapshot of each stage"),
         (f"snapstore show {store} run-001 TRAINING", "one snapshot in full, with its versions"),
-        (
-            f"snapstore diff {store} run-002:TRAINING --previous",
-            "against the previous comparable run",
-        ),
+        (f"snapstore diff {store} {_compared(root)}", "against its previous comparable run"),
         (f"snapstore baseline {store}", "the pinned baselines"),
         (f"snapstore history {store} run-001.TRAINING --tail 5", "a history's last records"),
         (f"snapstore plot {store} --metric auc -o auc.png", "a metric over the runs, to a PNG"),
@@ -100,6 +97,20 @@ def next_commands(root: Path) -> str:
     width = max(len(command) for command, _what in tries)
     lines = [f"  {command:<{width}}  # {what}" for command, what in tries]
     return "\n".join(["Try next:", *lines])
+
+
+def _compared(root: Path) -> str:
+    """A diff worth a look: the newest training run against its previous comparable run.
+
+    With one config run once each (``--runs 1`` or 2) no run has one; then
+    the newest against its baseline.
+    """
+    with SnapshotStore(root, read_only=True) as store:
+        trainings = list(store.snapshots(stage="TRAINING"))
+        for snap in reversed(trainings):
+            if store.find_previous_comparable(snap) is not None:
+                return f"{snap.run_id}:TRAINING --previous"
+    return f"{trainings[-1].run_id}:TRAINING --baseline"
 
 
 def _quoted(path: Path) -> str:
