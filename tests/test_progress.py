@@ -423,26 +423,31 @@ def command_output(argv: list[str], *, stderr_on_terminal: bool) -> tuple[int, s
     import os  # noqa: PLC0415
     import pty  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
 
     command = [sys.executable, "-m", "snapstore", *argv]
     if not stderr_on_terminal:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         return done.returncode, done.stdout, done.stderr
     controller, terminal_end = pty.openpty()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal_end) as process:
-        os.close(terminal_end)
-        drawn = bytearray()
-        while True:
-            try:
-                chunk = os.read(controller, 1 << 16)
-            except OSError:  # EIO: the process closed the terminal's last writer
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        out = process.stdout.read().decode() if process.stdout else ""
-        process.wait(timeout=120)
-    os.close(controller)
+    # stdout to a file, not a pipe: a pipe left unread while the terminal is
+    # read would fill and stop the command.
+    with tempfile.TemporaryFile() as stdout:
+        with subprocess.Popen(command, stdout=stdout, stderr=terminal_end) as process:
+            os.close(terminal_end)
+            drawn = bytearray()
+            while True:
+                try:
+                    chunk = os.read(controller, 1 << 16)
+                except OSError:  # EIO: the process closed the terminal's last writer
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            process.wait(timeout=120)
+        os.close(controller)
+        stdout.seek(0)
+        out = stdout.read().decode()
     return process.returncode, out, drawn.decode(errors="replace")
 
 
