@@ -10,7 +10,13 @@ import click
 import orjson
 
 from snapstore._tables import flatten, history_table
-from snapstore.cli.options import format_option, is_history_file, reading_history, reading_store
+from snapstore.cli.options import (
+    format_option,
+    is_history_file,
+    reading_history,
+    reading_store,
+    where_option,
+)
 from snapstore.cli.output import cell
 from snapstore.cli.runs import print_table, rows_options
 
@@ -33,12 +39,7 @@ FOLLOW_INTERVAL = 0.5
     help="Keep printing records as other processes append them, until Ctrl-C "
     "(--format table: one line per record; json: one object per line).",
 )
-@click.option(
-    "--where",
-    multiple=True,
-    metavar="CONDITION",
-    help="Only records meeting CONDITION, e.g. 'data.loss < 0.3' (repeat: all must hold).",
-)
+@where_option("'data.loss < 0.3'")
 @click.option("--columns", default="*", show_default=True, help="Comma-separated columns or globs.")
 @rows_options
 @format_option

@@ -86,6 +86,16 @@ def format_option(command: _F) -> _F:
     )(command)
 
 
+def where_option(examples: str) -> Callable[[_F], _F]:
+    """``--where``: conditions every row must meet (``examples``: of the rows at hand)."""
+    return click.option(
+        "--where",
+        multiple=True,
+        metavar="CONDITION",
+        help=f"Only rows meeting CONDITION, e.g. {examples} (repeat: all must hold).",
+    )
+
+
 def selection_options(command: _F) -> _F:
     """Which snapshots: every command that reads a store's table takes these (ls, export, plot)."""
     for option in reversed(
@@ -93,13 +103,7 @@ def selection_options(command: _F) -> _F:
             click.option("--stage", help="Only this stage's snapshots."),
             click.option("--run", metavar="GLOB", help="Only runs matching GLOB (run-00*)."),
             click.option("--group", metavar="KEY", help="Only this comparison key's snapshots."),
-            click.option(
-                "--where",
-                multiple=True,
-                metavar="CONDITION",
-                help="Only rows meeting CONDITION, e.g. 'metrics.auc > 0.8' or "
-                "'config.model == gbm' (repeat: all must hold).",
-            ),
+            where_option("'metrics.auc > 0.8' or 'config.model == gbm'"),
         ]
     ):
         command = option(command)

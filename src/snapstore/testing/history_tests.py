@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -21,28 +21,11 @@ from snapstore import (
     NotFoundError,
     SnapstoreError,
 )
-from snapstore.testing.support import HistoryHarness, json_text
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from snapstore.testing.support import HistoryHarness, HistorySuite, json_text
 
 
-class HistoryTests:
+class HistoryTests(HistorySuite):
     """Every case a history backend must pass; subclass and provide the ``harness`` fixture."""
-
-    @pytest.fixture
-    def harness(self) -> HistoryHarness:
-        raise NotImplementedError("a backend's test class provides the harness fixture")
-
-    @pytest.fixture
-    def history(self, harness: HistoryHarness) -> Iterator[IterationHistory]:
-        yield harness.open()
-        harness.close_all()
-
-    @pytest.fixture
-    def other(self, harness: HistoryHarness, history: IterationHistory) -> IterationHistory:
-        """A second handle on the same history (as another process would hold)."""
-        return harness.open()
 
     # -- appending -------------------------------------------------------------
 

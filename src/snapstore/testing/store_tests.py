@@ -7,7 +7,7 @@ import math
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -23,14 +23,12 @@ from snapstore.snapshot import config_fingerprint
 from snapstore.testing.support import (
     STAGES,
     StoreHarness,
+    StoreSuite,
     json_text,
     pipeline,
     same_content,
     save_all,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 CONFIG = {"model": "gbm", "lr": 0.1, "depth": 6}
 OTHER_CONFIG = {"model": "gbm", "lr": 0.05, "depth": 8}
@@ -54,22 +52,8 @@ def snap(run_id: str = "run-1", stage: str = "TRAINING", **fields: Any) -> Norma
     return NormalizedSnapshot(run_id, stage, **fields)
 
 
-class SnapshotStoreTests:
+class SnapshotStoreTests(StoreSuite):
     """Every case a snapshot backend must pass; subclass and provide the ``harness`` fixture."""
-
-    @pytest.fixture
-    def harness(self) -> StoreHarness:
-        raise NotImplementedError("a backend's test class provides the harness fixture")
-
-    @pytest.fixture
-    def store(self, harness: StoreHarness) -> Iterator[SnapshotStore]:
-        yield harness.open()
-        harness.close_all()
-
-    @pytest.fixture
-    def other(self, harness: StoreHarness, store: SnapshotStore) -> SnapshotStore:
-        """A second handle on the same store (as another process would hold)."""
-        return harness.open()
 
     # -- saving ----------------------------------------------------------------
 

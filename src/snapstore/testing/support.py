@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+import pytest
 
 from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 STAGES = ("TARGET_RANKING", "FEATURE_SELECTION", "TRAINING")
 
@@ -38,6 +39,42 @@ class HistoryHarness(Protocol):
 
     def close_all(self) -> None:
         """Close every handle this harness opened."""
+
+
+class StoreSuite:
+    """The fixtures of every suite of store cases: a backend's test class provides ``harness``."""
+
+    @pytest.fixture
+    def harness(self) -> StoreHarness:
+        raise NotImplementedError("a backend's test class provides the harness fixture")
+
+    @pytest.fixture
+    def store(self, harness: StoreHarness) -> Iterator[SnapshotStore]:
+        yield harness.open()
+        harness.close_all()
+
+    @pytest.fixture
+    def other(self, harness: StoreHarness, store: SnapshotStore) -> SnapshotStore:
+        """A second handle on the same store (as another process would hold)."""
+        return harness.open()
+
+
+class HistorySuite:
+    """The fixtures of every suite of history cases: a backend's test class provides ``harness``."""
+
+    @pytest.fixture
+    def harness(self) -> HistoryHarness:
+        raise NotImplementedError("a backend's test class provides the harness fixture")
+
+    @pytest.fixture
+    def history(self, harness: HistoryHarness) -> Iterator[IterationHistory]:
+        yield harness.open()
+        harness.close_all()
+
+    @pytest.fixture
+    def other(self, harness: HistoryHarness, history: IterationHistory) -> IterationHistory:
+        """A second handle on the same history (as another process would hold)."""
+        return harness.open()
 
 
 def json_text(value: object) -> bytes:

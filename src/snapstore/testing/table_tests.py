@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -22,13 +22,12 @@ from snapstore.testing.store_tests import OTHER_CONFIG, snap
 from snapstore.testing.support import (
     STAGES,
     HistoryHarness,
+    HistorySuite,
     StoreHarness,
+    StoreSuite,
     pipeline,
     save_all,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 UTC_TIME = pa.timestamp("us", tz="UTC")
 SNAPSHOT_COLUMNS = [
@@ -111,25 +110,11 @@ def exact(values: list[Any]) -> list[str]:
     return [json.dumps(value) for value in values]
 
 
-class StoreTableTests:
+class StoreTableTests(StoreSuite):
     """Every case a snapshot backend must pass for tables, facts and diffs.
 
     Subclass and provide the ``harness`` fixture, as for ``SnapshotStoreTests``.
     """
-
-    @pytest.fixture
-    def harness(self) -> StoreHarness:
-        raise NotImplementedError("a backend's test class provides the harness fixture")
-
-    @pytest.fixture
-    def store(self, harness: StoreHarness) -> Iterator[SnapshotStore]:
-        yield harness.open()
-        harness.close_all()
-
-    @pytest.fixture
-    def other(self, harness: StoreHarness, store: SnapshotStore) -> SnapshotStore:
-        """A second handle on the same store (as another process would hold)."""
-        return harness.open()
 
     # -- columns and types -------------------------------------------------------
 
@@ -702,25 +687,11 @@ class StoreTableTests:
                 call()
 
 
-class HistoryTableTests:
+class HistoryTableTests(HistorySuite):
     """Every case a history backend must pass for ``to_arrow`` and ``to_pandas``.
 
     Subclass and provide the ``harness`` fixture, as for ``HistoryTests``.
     """
-
-    @pytest.fixture
-    def harness(self) -> HistoryHarness:
-        raise NotImplementedError("a backend's test class provides the harness fixture")
-
-    @pytest.fixture
-    def history(self, harness: HistoryHarness) -> Iterator[IterationHistory]:
-        yield harness.open()
-        harness.close_all()
-
-    @pytest.fixture
-    def other(self, harness: HistoryHarness, history: IterationHistory) -> IterationHistory:
-        """A second handle on the same history (as another process would hold)."""
-        return harness.open()
 
     def test_an_empty_history_has_the_fixed_columns_only(self, history: IterationHistory) -> None:
         table = history.to_arrow()
