@@ -27,6 +27,7 @@ when its own records are durable.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -239,14 +240,9 @@ class CheckedLog:
 
     def scan(self, end: int | None = None) -> Iterator[LogRecord]:
         """Every valid record from the start of the file up to ``end``, in order."""
-        from snapstore._progress import TaskProgress, file_task  # noqa: PLC0415 - long reads only
-
         self.check_open()
         stop = self._position.end if end is None else end
-        with (
-            storage_errors(self.path),
-            TaskProgress(file_task("reading", self.path), stop) as progress,
-        ):
+        with storage_errors(self.path), _reading_task(self.path, stop) as progress:
             for line_no, (offset, line, complete) in enumerate(
                 read_lines(self._fs, self._fd, 0, stop, progress=progress), start=1
             ):
@@ -725,6 +721,19 @@ def refuse_foreign(fs: FileSystem, path: Path, lock: Path) -> None:
         f"changed. To record its JSON lines in a history, use `snapstore import {path} "
         "NEW.jsonl` or IterationHistory.import_jsonl()"
     )
+
+
+def _reading_task(path: Path, size: int) -> contextlib.AbstractContextManager[TaskProgress | None]:
+    """The progress of reading ``path`` whole, if anyone listens; else nothing to tell.
+
+    A listener is installed only through ``snapstore._progress``: in a process
+    that never imported it, nobody listens, and a short process that reads a
+    history is spared the import.
+    """
+    progress = sys.modules.get("snapstore._progress")
+    if progress is None:
+        return contextlib.nullcontext()
+    return progress.TaskProgress(progress.file_task("reading", path), size)  # type: ignore[no-any-return]
 
 
 def read_lines(
