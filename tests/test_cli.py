@@ -372,3 +372,16 @@ def test_the_demo_ends_with_commands_that_work_on_its_store(
         assert main(argv[1:]) == 0, (line, capsys.readouterr().err)
     assert (tmp_path / "auc.png").stat().st_size > 0
     assert (tmp_path / "runs.csv").read_text().count("\n") == 7  # a header, six snapshots
+
+
+def test_an_interrupted_command_stops_with_status_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from snapstore.backends.local import repair  # noqa: PLC0415 - patched below
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(repair, "check_path", interrupted)
+    assert main(["verify", str(make_store(tmp_path / "store"))]) == 130
+    assert "Traceback" not in capsys.readouterr().err
