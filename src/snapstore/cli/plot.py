@@ -28,14 +28,28 @@ from snapstore.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     import pyarrow as pa
+    from click.decorators import FC
 
     from snapstore.store import SnapshotStore
 
 # How many names an error lists before it says "...".
 _NAMED = 12
+
+
+def _inches_option(side: str, default: float) -> Callable[[FC], FC]:
+    """``--width`` or ``--height``: one side of the image, in inches."""
+    return click.option(
+        f"--{side}",
+        type=click.FloatRange(min=1, max=50),
+        default=default,
+        show_default=True,
+        metavar="INCHES",
+        help=f"The image's {side}.",
+    )
 
 
 @click.command(short_help="Draw a metric over runs, or over a history's records, to an image.")
@@ -70,22 +84,8 @@ _NAMED = 12
 @selection_options
 @all_versions_option
 @click.option("--title", help="The chart's title (default: what is drawn over what).")
-@click.option(
-    "--width",
-    type=click.FloatRange(min=1, max=50),
-    default=8.0,
-    show_default=True,
-    metavar="INCHES",
-    help="The image's width.",
-)
-@click.option(
-    "--height",
-    type=click.FloatRange(min=1, max=50),
-    default=4.5,
-    show_default=True,
-    metavar="INCHES",
-    help="The image's height.",
-)
+@_inches_option("width", 8.0)
+@_inches_option("height", 4.5)
 @click.option(
     "--dpi",
     type=click.IntRange(min=20, max=600),

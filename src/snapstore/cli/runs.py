@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -317,17 +318,7 @@ def info(*, store: Path, output_format: str) -> None:
     seqs = "none" if facts.seq_range is None else "{} .. {}".format(*facts.seq_range)
     records = sum(facts.histories.values())
     if output_format == "json":
-        emit_fields(
-            {
-                "location": facts.location,
-                "snapshots": facts.snapshots,
-                "seq_range": facts.seq_range,
-                "baselines": facts.baselines,
-                "histories": facts.histories,
-                "details": facts.details,
-            },
-            output_format,
-        )
+        emit_fields(dataclasses.asdict(facts), output_format)
         return
     emit_fields(
         {
