@@ -138,7 +138,7 @@ def test_options_of_the_local_backend_are_refused(options: dict[str, object]) ->
         SnapshotStore("memory://", **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("url", ["postgresql://localhost/db", "s3://bucket/store"])
+@pytest.mark.parametrize("url", ["redis://localhost/0", "s3://bucket/store"])
 def test_a_url_of_another_backend_is_refused(url: str) -> None:
     with pytest.raises(InvalidInputError, match="no store backend for"):
         SnapshotStore(url)

@@ -55,7 +55,7 @@ class NotFoundError(SnapstoreError, KeyError):
 class LockTimeout(SnapstoreError, TimeoutError):
     """The writer lock was not obtained within the caller's timeout."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path | str, timeout: float) -> None:
         super().__init__(
             f"could not acquire the writer lock {path} within {timeout:g} s; "
             "another process holds it (raise lock_timeout to wait longer)"
@@ -63,7 +63,7 @@ class LockTimeout(SnapstoreError, TimeoutError):
         self.path = path
         self.timeout = timeout
 
-    def __reduce__(self) -> tuple[type[LockTimeout], tuple[Path, float], dict[str, Any]]:
+    def __reduce__(self) -> tuple[type[LockTimeout], tuple[Path | str, float], dict[str, Any]]:
         # Rebuilt from its fields, not its message; the __dict__ brings back
         # what was added after (notes).
         return type(self), (self.path, self.timeout), self.__dict__

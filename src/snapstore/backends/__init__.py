@@ -1,19 +1,26 @@
 """Where snapshots and histories live: the backend protocols, and which backend a target names.
 
 ``base`` holds the protocols; ``local`` (a directory of checked logs, the
-default) and ``memory`` implement them. A target is a path (the local
-backend), a ``memory://`` URL, or an object that opens handles itself
-(``base.StoreTarget`` / ``base.HistoryTarget``).
+default), ``memory`` and ``postgres`` implement them. A target is a path (the
+local backend), a ``memory://`` or ``postgresql://`` URL, or an object that
+opens handles itself (``base.StoreTarget`` / ``base.HistoryTarget``).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import TYPE_CHECKING
 
 from snapstore._errors import InvalidInputError
+from snapstore._extras import import_extra
 from snapstore.backends.base import HistoryTarget, StoreTarget
 from snapstore.backends.local.backend import LocalHistoryTarget, LocalStoreTarget
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # "scheme://": a URL, not a relative path (a path with "://" in it is given as
 # a pathlib.Path, which is always a path).
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -22,6 +29,8 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 def store_target(target: object, *, read_only: bool) -> StoreTarget:
     """What ``SnapshotStore(target)`` opens: anything but a URL or a target is a path."""
     if isinstance(target, str) and _URL.match(target):
+        if target.startswith(POSTGRES_SCHEMES):
+            return _postgres().PostgresStoreTarget(target)  # type: ignore[no-any-return]
         # Imported here, as the next: most processes never open a memory:// target.
         from snapstore.backends.memory import store_named  # noqa: PLC0415
 
@@ -34,6 +43,8 @@ def store_target(target: object, *, read_only: bool) -> StoreTarget:
 def history_target(target: object, *, read_only: bool) -> HistoryTarget:
     """What ``IterationHistory(target)`` opens: anything but a URL or a target is a path."""
     if isinstance(target, str) and _URL.match(target):
+        if target.startswith(POSTGRES_SCHEMES):
+            return _postgres().PostgresHistoryTarget(target)  # type: ignore[no-any-return]
         from snapstore.backends.memory import history_named  # noqa: PLC0415
 
         return history_named(_memory_url(target, "history"), create=not read_only)
@@ -42,11 +53,18 @@ def history_target(target: object, *, read_only: bool) -> HistoryTarget:
     return LocalHistoryTarget(target)  # type: ignore[arg-type]  # its path is checked there
 
 
+def _postgres() -> ModuleType:
+    """The PostgreSQL backend, imported when a URL first names it (it needs psycopg)."""
+    import_extra("psycopg", "postgres", "a postgresql:// store")  # says what to install
+    return importlib.import_module("snapstore.backends.postgres.target")
+
+
 def _memory_url(url: str, what: str) -> str:
     if not url.startswith("memory://"):
         scheme = url.split("://", 1)[0]
         raise InvalidInputError(
-            f"no {what} backend for {scheme}:// URLs; a {what} is a path or a memory:// URL "
+            f"no {what} backend for {scheme}:// URLs; a {what} is a path, a memory:// "
+            "or a postgresql:// URL "
             "(give a path that looks like a URL as a pathlib.Path)"
         )
     return url

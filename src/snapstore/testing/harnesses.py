@@ -8,6 +8,7 @@ knowing whether the store is a directory or a dict.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 from snapstore.backends.local.disk_index import SHARED_MEMORY
 from snapstore.backends.memory import MemoryHistory, MemoryStore
@@ -110,3 +111,85 @@ class MemoryHistoryHarness(_Harness[IterationHistory]):
 
     def state(self) -> object:
         return self.target.dump()
+
+
+class PostgresStoreHarness(_Harness[SnapshotStore]):
+    """The store in one schema of a PostgreSQL database; its picture is every row.
+
+    ``dsn`` names the database; the schema is the harness's own, dropped by
+    ``drop()``. Needs psycopg (the ``postgres`` extra).
+    """
+
+    def __init__(self, dsn: str, schema: str, durability: Durability = "fsync") -> None:
+        super().__init__(durability)
+        self.dsn = dsn
+        self.schema = schema
+        self.url = with_query(dsn, schema=schema)
+
+    def open(self, **options: Any) -> SnapshotStore:
+        options.setdefault("durability", self.durability)
+        return self._kept(SnapshotStore(self.url, **options))
+
+    def state(self) -> object:
+        return postgres_rows(self.dsn, self.schema)
+
+    def drop(self) -> None:
+        drop_schema(self.dsn, self.schema)
+
+
+class PostgresHistoryHarness(_Harness[IterationHistory]):
+    """One history of a store in a PostgreSQL schema; its picture is every row of the store."""
+
+    def __init__(self, dsn: str, schema: str, durability: Durability = "fsync") -> None:
+        super().__init__(durability)
+        self.dsn = dsn
+        self.schema = schema
+        self.url = with_query(dsn, schema=schema, history="h")
+
+    def open(self, **options: Any) -> IterationHistory:
+        options.setdefault("durability", self.durability)
+        return self._kept(IterationHistory(self.url, **options))
+
+    def state(self) -> object:
+        return postgres_rows(self.dsn, self.schema)
+
+    def drop(self) -> None:
+        drop_schema(self.dsn, self.schema)
+
+
+def with_query(dsn: str, **params: str) -> str:
+    """``dsn`` with ``params`` added to its query string."""
+    return f"{dsn}{'&' if '?' in dsn else '?'}{urlencode(params)}"
+
+
+def postgres_rows(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of ``schema``, in key order."""
+    import psycopg  # noqa: PLC0415 - the postgres extra, for the PostgreSQL harnesses only
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tables = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+                (schema,),
+            )
+        ]
+        return {
+            table: conn.execute(
+                psycopg.sql.SQL("SELECT * FROM {}.{} ORDER BY 1, 2").format(
+                    psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
+                )
+            ).fetchall()
+            for table in tables
+        }
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg  # noqa: PLC0415 - see postgres_rows
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                psycopg.sql.Identifier(schema)
+            )
+        )
