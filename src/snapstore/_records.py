@@ -1,4 +1,4 @@
-"""A history record as a writer hands it to a backend, and as a backend gives it back."""
+"""Records as a writer hands them to a backend and as a backend gives them back; their origins."""
 
 from __future__ import annotations
 
@@ -26,3 +26,24 @@ class HistoryRecord:
     ts: datetime
     data: dict[str, Any]
     key: str | None = None
+
+
+class Origin(NamedTuple):
+    """Where a copied record came from: the identity of the store it was copied from, and its seq.
+
+    Stored with the copy as its ``key`` (``"<store>:<seq>"``): a backend
+    stores a copy of one origin once, however often the copy is retried.
+    """
+
+    store: str
+    seq: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.store}:{self.seq}"
+
+    @classmethod
+    def of_key(cls, key: str) -> Origin | None:
+        """The origin ``key`` spells, or None if it spells none."""
+        store, _, seq = key.rpartition(":")
+        return cls(store, int(seq)) if store and seq.isdigit() else None

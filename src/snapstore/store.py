@@ -26,6 +26,7 @@ from snapstore._values import canonical_json
 from snapstore.backends import store_target
 from snapstore.history import IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, encode_payload
+from snapstore.sync import sync_stores
 
 if TYPE_CHECKING:
     import os
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from snapstore._report import CheckReport, StoreInfo
     from snapstore.backends.base import StoreTarget
     from snapstore.diff import SnapshotDiff
+    from snapstore.sync import SyncReport
 
 # How many of its most recently used histories a store keeps open (a local
 # history holds two descriptors) when nobody else holds them.
@@ -89,6 +91,12 @@ class SnapshotStore:
             weakref.WeakValueDictionary()
         )
         self._closed = False
+
+    @property
+    def identity(self) -> str:
+        """What tells this store from every other: the origin copies made from it name."""
+        self._check_open()
+        return self._backend.identity
 
     @property
     def root(self) -> Path:
@@ -158,6 +166,30 @@ class SnapshotStore:
             raise InvalidInputError("set_baseline needs a saved snapshot (save_snapshot first)")
         self._check_not_read_only()
         self._backend.pin_baseline(snap)
+
+    def sync_from(self, source: SnapshotStore) -> SyncReport:
+        """Copy what this store lacks of ``source``, exactly once (see :mod:`snapstore.sync`).
+
+        Snapshots get seqs of this store; each copy keeps its origin (the
+        source's identity and seq: ``copies_from``). Baseline pins and
+        histories follow; conflicting pins and keyed records are reported in
+        the returned SyncReport, never replaced. Safe to interrupt and rerun.
+        """
+        self._check_open()
+        if not isinstance(source, SnapshotStore):
+            raise InvalidInputError(f"sync_from needs a SnapshotStore, not {type(source).__name__}")
+        source._check_open()
+        self._check_not_read_only()
+        return sync_stores(
+            source._backend,
+            self._backend,
+            max_record_bytes=self._options.max_record_bytes,
+        )
+
+    def copies_from(self, identity: str) -> dict[int, int]:
+        """The snapshots copied here from the store ``identity``: its seq -> this store's seq."""
+        self._check_open()
+        return self._backend.copies(check_text("identity", identity))
 
     # -- reading -------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import re
 from typing import TYPE_CHECKING
 
 from snapstore._errors import InvalidInputError
-from snapstore._extras import import_extra
 from snapstore.backends.base import HistoryTarget, StoreTarget
 from snapstore.backends.local.backend import LocalHistoryTarget, LocalStoreTarget
 
@@ -55,6 +54,8 @@ def history_target(target: object, *, read_only: bool) -> HistoryTarget:
 
 def _postgres() -> ModuleType:
     """The PostgreSQL backend, imported when a URL first names it (it needs psycopg)."""
+    from snapstore._extras import import_extra  # noqa: PLC0415 - a short process never needs it
+
     import_extra("psycopg", "postgres", "a postgresql:// store")  # says what to install
     return importlib.import_module("snapstore.backends.postgres.target")
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from snapstore._records import Entry, HistoryRecord
+    from snapstore._records import Entry, HistoryRecord, Origin
     from snapstore._report import CheckReport, Problem
     from snapstore.snapshot import NormalizedSnapshot
 
@@ -42,12 +42,23 @@ class SnapshotBackend(Protocol):
     def path(self) -> Path | None:
         """The directory of a store kept in files; None for any other."""
 
-    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:
+    @property
+    def identity(self) -> str:
+        """What tells this store from every other, for the origins of copies made from it."""
+
+    def save(
+        self, snap: NormalizedSnapshot, payload: bytes, origin: Origin | None = None
+    ) -> NormalizedSnapshot:
         """Commit ``snap`` (stored as ``payload``) with the next seq.
 
         If the latest version of its ``(run_id, stage)`` holds the same
         payload, return that version and write nothing: retries are idempotent.
+        A copy (``origin`` given) is matched by its origin instead: if a copy
+        of that origin is stored, it is returned and nothing is written.
         """
+
+    def copies(self, store: str) -> dict[int, int]:
+        """The copies of the store ``store`` (an identity) stored here: its seq -> our seq."""
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None: ...
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from snapstore._options import Options
-    from snapstore._records import Entry
+    from snapstore._records import Entry, Origin
     from snapstore._report import Problem
     from snapstore.snapshot import NormalizedSnapshot
 
@@ -164,6 +165,8 @@ class MemoryStore:
         self.versions: dict[tuple[str, str], list[int]] = {}  # (run_id, stage) -> seqs
         self.groups: dict[tuple[str, str], list[int]] = {}  # (stage, comparison_key) -> seqs
         self.baselines: dict[tuple[str, str], int] = {}  # (stage, comparison_key) -> seq
+        self.origins: dict[Origin, int] = {}  # the origin of a copy -> its seq
+        self.identity = uuid.uuid4().hex
         self._histories: dict[str, MemoryHistory] = {}
 
     def open_store(self, options: Options, **extra: Any) -> MemorySnapshotBackend:  # noqa: ARG002 - nothing to ask of memory
@@ -174,10 +177,11 @@ class MemoryStore:
         """Everything stored, as plain values: for comparing states and for debugging."""
         with self.lock:
             snapshots, baselines = list(self._payloads), dict(self.baselines)
-            histories = dict(self._histories)
+            origins, histories = dict(self.origins), dict(self._histories)
         return {
             "snapshots": snapshots,
             "baselines": baselines,
+            "origins": origins,
             "histories": {name: history.dump() for name, history in sorted(histories.items())},
         }
 
@@ -201,10 +205,16 @@ class MemoryStore:
         created_at, payload = self._payloads[seq - 1]
         return stored_snapshot(seq, created_at, loads(payload))
 
-    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:
+    def save(
+        self, snap: NormalizedSnapshot, payload: bytes, origin: Origin | None = None
+    ) -> NormalizedSnapshot:
         key = (snap.run_id, snap.stage)
         versions = self.versions.get(key)
-        if versions:
+        if origin is not None:
+            copy = self.snapshot(self.origins.get(origin))
+            if copy is not None:
+                return copy
+        elif versions:
             latest = versions[-1]
             _, stored = self._payloads[latest - 1]
             if stored == payload or same_content(loads(stored), payload):
@@ -217,6 +227,8 @@ class MemoryStore:
         self.identities.append((snap.run_id, snap.stage, snap.comparison_key))
         self.versions.setdefault(key, []).append(seq)
         self.groups.setdefault((snap.stage, snap.comparison_key), []).append(seq)
+        if origin is not None:
+            self.origins[origin] = seq
         saved = self.snapshot(seq)
         assert saved is not None
         return saved
@@ -243,11 +255,22 @@ class MemorySnapshotBackend:
 
     def __init__(self, store: MemoryStore) -> None:
         self.location = store.location
+        self.identity = store.identity
         self._store = store
 
-    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:
+    def save(
+        self, snap: NormalizedSnapshot, payload: bytes, origin: Origin | None = None
+    ) -> NormalizedSnapshot:
         with self._store.lock:
-            return self._store.save(snap, payload)
+            return self._store.save(snap, payload, origin)
+
+    def copies(self, store: str) -> dict[int, int]:
+        with self._store.lock:
+            return {
+                origin.seq: seq
+                for origin, seq in self._store.origins.items()
+                if origin.store == store
+            }
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
         with self._store.lock:

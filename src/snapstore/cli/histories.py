@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -11,6 +10,8 @@ import orjson
 
 from snapstore._tables import flatten, history_table
 from snapstore.cli.options import (
+    LOCATION,
+    Location,
     format_option,
     is_history_file,
     reading_history,
@@ -29,7 +30,7 @@ FOLLOW_INTERVAL = 0.5
 
 
 @click.command(short_help="A history's records as a table; --follow prints new ones live.")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=LOCATION)
 @click.argument("name", required=False)
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N records.")
 @click.option(
@@ -45,7 +46,7 @@ FOLLOW_INTERVAL = 0.5
 @format_option
 def history(
     *,
-    source: Path,
+    source: Location,
     name: str | None,
     tail: int | None,
     follow: bool,
@@ -77,7 +78,7 @@ def history(
     print_table(table, output_format, columns=columns, sort=sort, desc=desc, limit=limit)
 
 
-def _list_histories(store: Path, output_format: str) -> None:
+def _list_histories(store: Location, output_format: str) -> None:
     import pyarrow as pa  # noqa: PLC0415 - heavy; only tables need it
 
     with reading_store(store) as opened:

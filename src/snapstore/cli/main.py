@@ -20,6 +20,7 @@ from snapstore.cli.histories import history
 from snapstore.cli.options import EXIT_ERROR, EXIT_STATUS
 from snapstore.cli.plot import plot
 from snapstore.cli.runs import run_commands
+from snapstore.cli.sync import sync
 
 
 def _version() -> str:
@@ -46,7 +47,7 @@ def cli() -> None:
     """
 
 
-for command in (*run_commands, history, plot, *check_commands, demo):
+for command in (*run_commands, history, plot, sync, *check_commands, demo):
     cli.add_command(command)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,7 +34,7 @@ exit status:
      passed; any other command did what it was asked
   {EXIT_DAMAGE}  damage found: verify found a problem; repair left damage it cannot
      fix; repair --dry-run has something to do (or damage it cannot fix); a
-     check of the demo failed
+     check of the demo failed; sync kept a conflicting baseline or record
   {EXIT_ERROR}  cannot run: bad arguments, no such file or directory, permission
      denied, a lock timeout (wait longer with --lock-timeout SECONDS), a path
      that is not a store or history, or any other error (one line on stderr)
@@ -116,12 +117,37 @@ def all_versions_option(command: _F) -> _F:
     )
 
 
+# A store or history: a path, or a URL (postgresql://...). Kept a string when
+# it is a URL: a Path would fold its "//".
+Location = Path | str
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class LocationType(click.ParamType):  # type: ignore[type-arg]
+    """A path, or a URL such as postgresql://host/db?schema=NAME."""
+
+    name = "path|url"
+
+    def convert(
+        self,
+        value: Any,
+        param: click.Parameter | None,  # noqa: ARG002 - click's signature
+        ctx: click.Context | None,  # noqa: ARG002
+    ) -> Location:
+        if isinstance(value, Path) or (isinstance(value, str) and _URL.match(value)):
+            return value
+        return Path(value)
+
+
+LOCATION = LocationType()
+
+
 def store_argument(command: _F) -> _F:
-    return click.argument("store", type=click.Path(path_type=Path))(command)
+    return click.argument("store", type=LOCATION)(command)
 
 
 @contextlib.contextmanager
-def reading_store(path: Path) -> Iterator[SnapshotStore]:
+def reading_store(path: Location) -> Iterator[SnapshotStore]:
     """The store at ``path``, opened read-only: another process may be writing it."""
     from snapstore.store import SnapshotStore  # noqa: PLC0415 - only store commands need it
 
@@ -130,7 +156,7 @@ def reading_store(path: Path) -> Iterator[SnapshotStore]:
 
 
 @contextlib.contextmanager
-def reading_history(path: Path, name: str | None) -> Iterator[IterationHistory]:
+def reading_history(path: Location, name: str | None) -> Iterator[IterationHistory]:
     """The history ``name`` of the store at ``path``, or the history file ``path`` itself."""
     from snapstore.history import IterationHistory  # noqa: PLC0415 - only history commands need it
 
@@ -149,6 +175,6 @@ def reading_history(path: Path, name: str | None) -> Iterator[IterationHistory]:
         yield store.history(name)
 
 
-def is_history_file(path: Path) -> bool:
-    """Whether ``path`` names a history file rather than a store directory."""
-    return path.suffix == ".jsonl" and not path.is_dir()
+def is_history_file(path: Location) -> bool:
+    """Whether ``path`` names a history file rather than a store (a directory or a URL)."""
+    return isinstance(path, Path) and path.suffix == ".jsonl" and not path.is_dir()

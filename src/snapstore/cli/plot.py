@@ -20,6 +20,8 @@ import click
 from snapstore._errors import InvalidInputError, NotFoundError
 from snapstore.cli.chart import IMAGE_FORMATS, Chart, Series, draw
 from snapstore.cli.options import (
+    LOCATION,
+    Location,
     all_versions_option,
     is_history_file,
     reading_history,
@@ -53,7 +55,7 @@ def _inches_option(side: str, default: float) -> Callable[[FC], FC]:
 
 
 @click.command(short_help="Draw a metric over runs, or over a history's records, to an image.")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=LOCATION)
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option(
     "--metric",
@@ -95,7 +97,7 @@ def _inches_option(side: str, default: float) -> Callable[[FC], FC]:
 )
 def plot(
     *,
-    source: Path,
+    source: Location,
     names: tuple[str, ...],
     metric: str,
     output: Path,
@@ -165,7 +167,7 @@ def plot(
 # -- a store's runs ------------------------------------------------------------------
 
 
-def _runs_table(source: Path, selection: dict[str, Any], *, latest_only: bool) -> pa.Table:
+def _runs_table(source: Location, selection: dict[str, Any], *, latest_only: bool) -> pa.Table:
     """The snapshots of the store ``source`` that ``selection`` (to_arrow's) chooses."""
     with reading_store(source) as opened:
         table = opened.to_arrow(latest_only=latest_only, **selection)
@@ -179,7 +181,7 @@ def _runs_table(source: Path, selection: dict[str, Any], *, latest_only: bool) -
     return table
 
 
-def _runs_chart(table: pa.Table, metric: str, source: Path, *, chosen: bool) -> Chart:
+def _runs_chart(table: pa.Table, metric: str, source: Location, *, chosen: bool) -> Chart:
     """One series per stage, in the order the stages first appear; the baselines marked."""
     missing = (
         f"no snapshot of {source} that --stage, --run, --group and --where chose "
@@ -226,14 +228,14 @@ def _runs_chart(table: pa.Table, metric: str, source: Path, *, chosen: bool) -> 
 
 
 def _history_tables(
-    source: Path, names: tuple[str, ...], pattern: str | None, where: tuple[str, ...]
+    source: Location, names: tuple[str, ...], pattern: str | None, where: tuple[str, ...]
 ) -> list[tuple[str, pa.Table]]:
     """Each history chosen, by its name, with its records' table."""
     if is_history_file(source):
         if names or pattern is not None:
             raise click.UsageError(f"{source} is a history file: it takes no NAME or --histories")
         with reading_history(source, None) as opened:
-            return [(source.stem, opened.to_arrow(where=where))]
+            return [(Path(source).stem, opened.to_arrow(where=where))]
     with reading_store(source) as store:
         return [
             (name, store.history(name).to_arrow(where=where))
@@ -242,7 +244,7 @@ def _history_tables(
 
 
 def _chosen(
-    store: SnapshotStore, source: Path, names: tuple[str, ...], pattern: str | None
+    store: SnapshotStore, source: Location, names: tuple[str, ...], pattern: str | None
 ) -> list[str]:
     """The histories ``names`` names, then those ``pattern`` matches, each once."""
     known = store.history_names()

@@ -13,8 +13,11 @@ import click
 
 from snapstore._errors import InvalidInputError, NotFoundError
 from snapstore.cli.options import (
+    LOCATION,
+    Location,
     all_versions_option,
     format_option,
+    is_history_file,
     lock_timeout_option,
     reading_history,
     reading_store,
@@ -87,7 +90,7 @@ def print_table(
 @format_option
 def ls(
     *,
-    store: Path,
+    store: Location,
     stage: str | None,
     run: str | None,
     group: str | None,
@@ -127,7 +130,7 @@ def find_snapshot(store: SnapshotStore, ref: str) -> NormalizedSnapshot:
 @click.option("--seq", type=click.IntRange(min=1), help="The snapshot with this seq.")
 @format_option
 def show(
-    *, store: Path, run: str | None, stage: str | None, seq: int | None, output_format: str
+    *, store: Location, run: str | None, stage: str | None, seq: int | None, output_format: str
 ) -> None:
     """Show the latest snapshot of RUN's STAGE in STORE (or the one --seq names).
 
@@ -189,7 +192,7 @@ def _named(snap: NormalizedSnapshot | None) -> str | None:
 @format_option
 def diff(
     *,
-    store: Path,
+    store: Location,
     a: str,
     b: str | None,
     previous: bool,
@@ -263,7 +266,7 @@ def changes_table(found: SnapshotDiff) -> pa.Table:
 @lock_timeout_option
 @format_option
 def baseline(
-    *, store: Path, stage: str | None, pin: str | None, lock_timeout: float, output_format: str
+    *, store: Location, stage: str | None, pin: str | None, lock_timeout: float, output_format: str
 ) -> None:
     """List the pinned baseline of each (stage, comparison key) group of STORE.
 
@@ -311,7 +314,7 @@ def baseline(
 @click.command(short_help="Counts, seq range, sizes, histories and index state of a store.")
 @store_argument
 @format_option
-def info(*, store: Path, output_format: str) -> None:
+def info(*, store: Location, output_format: str) -> None:
     """Say what STORE holds: snapshots, seqs, baselines, histories, and its files."""
     with reading_store(store) as opened:
         facts = opened.info()
@@ -334,7 +337,7 @@ def info(*, store: Path, output_format: str) -> None:
 
 
 @click.command(short_help="Write snapshots or a history's records to parquet, CSV or JSON Lines.")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=LOCATION)
 @click.option(
     "-o",
     "--output",
@@ -353,7 +356,7 @@ def info(*, store: Path, output_format: str) -> None:
 @click.option("--latest-only", is_flag=True, help="Only the latest version of each run and stage.")
 def export(
     *,
-    source: Path,
+    source: Location,
     output: Path,
     file_format: str | None,
     history_name: str | None,
@@ -377,7 +380,7 @@ def export(
         )
     if str(output) == "-" and file_format == "parquet":
         raise click.UsageError("parquet is not written to standard output: give a file with -o")
-    is_history = history_name is not None or (source.suffix == ".jsonl" and not source.is_dir())
+    is_history = history_name is not None or is_history_file(source)
     if is_history:
         with progress_bar(on_terminal()), reading_history(source, history_name) as history:
             table = history.to_arrow(where=where)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import sqlite3
 import threading
+import uuid
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +44,7 @@ from snapstore._log.lock import WriterLock, refuse_second_name
 from snapstore._log.record import LogRecord, utc_from_iso
 from snapstore._log.synced import BASELINE_SLOT, SNAPSHOT_SLOT
 from snapstore._names import group_key
-from snapstore._records import Entry
+from snapstore._records import Entry, Origin
 from snapstore._values import loads, same_content
 from snapstore.backends.local.checkpoint import IndexImage, write_checkpoint
 from snapstore.backends.local.disk_index import DiskIndex, open_index
@@ -112,6 +114,11 @@ class LocalStore:
         self._checkpoint_lock = threading.Lock()
         self._retry_after = 0  # the seq after which a failed automatic checkpoint is retried
         self._baselines: dict[str, int] = {}
+        # The origin of each copy in the log -> its seq: read from the whole
+        # log the first time a copy is saved or asked for (see _origin_seqs),
+        # kept current from then on as records are read.
+        self._origins: dict[Origin, int] | None = None
+        self._origins_lock = threading.Lock()
         self._log_path = self.root / SNAPSHOT_LOG
         with (
             read_only_hint(read_only),
@@ -142,12 +149,13 @@ class LocalStore:
             # Read from where the index file ends; from the start if the log
             # is replaced (repair), or is not the one the file was checked against.
             self._snapshots = self._open_log(
-                SNAPSHOT_LOG, self._index_snapshot, self._index.reset, self._index.start
+                SNAPSHOT_LOG, self._index_snapshot, self._reset_snapshots, self._index.start
             )
             opened.callback(_close_quietly, self._snapshots)
             self._baseline_log = self._open_log(
                 BASELINE_LOG, self._index_pin, self._baselines.clear, None
             )
+            self.identity = store_identity(self.root)
             # The automatic checkpoint counts the saves this handle sees from
             # now: a short process never writes one.
             self._checkpointed = self._snapshots.last_seq
@@ -221,6 +229,7 @@ class LocalStore:
                 "format": STORE_FORMAT,
                 "created_at": datetime.now(UTC).isoformat(),
                 "created_by": "snapstore",
+                "identity": uuid.uuid4().hex,
             }
             # Exclusive: two processes creating one store both end up with one
             # marker, the first one's. False (a peer's came first) is no error:
@@ -245,7 +254,7 @@ class LocalStore:
             durability=self.options.durability,
             on_record=on_record,
             on_reset=on_reset,
-            resolve=self._same_as_latest if name == SNAPSHOT_LOG else None,
+            resolve=self._stored_already if name == SNAPSHOT_LOG else None,
             start=start,
             mark_slot=SNAPSHOT_SLOT if name == SNAPSHOT_LOG else BASELINE_SLOT,
             read_only=self.options.read_only,
@@ -262,15 +271,56 @@ class LocalStore:
             raise CorruptionError(
                 self._log_path, record.offset, None, f"not a snapshot record: {exc}"
             ) from None
+        origins = self._origins
+        if origins is not None and record.key is not None:
+            origin = Origin.of_key(record.key)
+            if origin is not None:
+                origins[origin] = record.seq
+
+    def _reset_snapshots(self) -> None:
+        """The log was replaced (repair): what was read of the old one is forgotten."""
+        self._index.reset()
+        self._origins = None
+
+    def _origin_seqs(self) -> dict[Origin, int]:
+        """The copies in the log by origin, read from the whole log once per handle.
+
+        The map is published before the log is scanned, so that a record read
+        meanwhile (by another thread's save or refresh) is added to it too; the
+        scan covers everything read before that. A copy saved later finds
+        every earlier one here: its save takes in the log under the writer
+        lock, adding to the map, before it looks.
+        """
+        with self._origins_lock:
+            origins = self._origins
+            if origins is None:
+                origins = self._origins = {}
+                for record in self._snapshots.scan(self._snapshots.position.end):
+                    origin = None if record.key is None else Origin.of_key(record.key)
+                    if origin is not None:
+                        origins[origin] = record.seq
+            return origins
 
     def _index_pin(self, record: LogRecord) -> None:
         data = record.data
         self._baselines[group_key(data["stage"], data["comparison_key"])] = data["snapshot_seq"]
 
-    def _same_as_latest(
+    def _stored_already(
         self, entry: Entry, staged: list[LogRecord], read: Callable[[int, int], LogRecord]
     ) -> LogRecord | None:
-        """The latest version of the entry's key, if its content is identical (a retry)."""
+        """The record that makes the entry a retry: a copy of its origin, or its latest version.
+
+        A copy (an entry with a key) is the same as a record with its key,
+        whatever their contents; anything else is a retry of the latest
+        version of its ``(run_id, stage)`` only if the content is identical.
+        """
+        if entry.key is not None:
+            stored = next((record for record in staged if record.key == entry.key), None)
+            origin = Origin.of_key(entry.key)
+            seq = None if stored is not None or origin is None else self._origin_seqs().get(origin)
+            if seq is not None:
+                stored = self._lookup(lambda: self._index.place(seq), read)
+            return stored
         payload = loads(entry.data_json)
         run_id, stage = payload["run_id"], payload["stage"]
         latest = next(
@@ -294,9 +344,19 @@ class LocalStore:
     # hot path. Each lookup takes the index lock once, for the seq and its
     # place together.
 
-    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:  # noqa: ARG002 - the payload holds all a line needs
+    def save(
+        self,
+        snap: NormalizedSnapshot,  # noqa: ARG002 - the payload holds all a line needs
+        payload: bytes,
+        origin: Origin | None = None,
+    ) -> NormalizedSnapshot:
         self._check_writable()
-        (record,) = self._snapshots.append([Entry(payload, None)])
+        if origin is not None:
+            # The first copy reads the whole log for the copies in it: before
+            # the writer lock is taken, not while every writer waits.
+            self._origin_seqs()
+        key = None if origin is None else origin.key
+        (record,) = self._snapshots.append([Entry(payload, key)])
         self._maybe_flush()
         self._maybe_checkpoint()
         return _snapshot_from(record)
@@ -326,6 +386,11 @@ class LocalStore:
     def count(self) -> int:
         self._refresh_snapshots()
         return self._index.count()
+
+    def copies(self, store: str) -> dict[int, int]:
+        origins = self._origin_seqs()
+        self._refresh_snapshots()  # adds the copies committed since to the map
+        return {origin.seq: seq for origin, seq in list(origins.items()) if origin.store == store}
 
     def previous_comparable(
         self, stage: str, comparison_key: str, run_id: str, below: int | None
@@ -526,6 +591,18 @@ class LocalStore:
     def _read_all(self, seqs: list[int]) -> list[NormalizedSnapshot]:
         snaps = [self._stored(seq) for seq in seqs]
         return [snap for snap in snaps if snap is not None]
+
+
+def store_identity(root: Path) -> str:
+    """The identity of the store in ``root``: its marker's, or the marker's digest.
+
+    A marker written before stores had identities is never rewritten: the
+    digest of its bytes (which hold its creation time to the microsecond)
+    serves, and is as stable as the marker.
+    """
+    text = (root / MARKER).read_bytes()
+    identity = orjson.loads(text).get("identity")
+    return identity if isinstance(identity, str) else hashlib.sha256(text).hexdigest()[:32]
 
 
 def marker_problem(root: Path) -> str | None:

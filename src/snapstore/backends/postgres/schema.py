@@ -13,8 +13,8 @@ seq order is commit order.
 Identities of a save make retries exact. ``save_id`` is drawn by the client
 for each save: when the connection drops after the server committed, the
 client's retry finds the committed row by it instead of saving twice.
-``origin`` names the record a copy was made from (``sync``), so a copy is
-made once, however often the copy is retried.
+``origin_store`` and ``origin_seq`` name the record a copy was made from
+(``sync``), so a copy is made once, however often it is retried.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ CREATE TABLE {s}.snapshots (
     payload text NOT NULL,
     content bytea NOT NULL,
     save_id uuid UNIQUE,
-    origin text UNIQUE
+    origin_store text,
+    origin_seq bigint,
+    UNIQUE (origin_store, origin_seq)
 );
 CREATE INDEX snapshots_versions ON {s}.snapshots (run_id, stage, seq);
 CREATE INDEX snapshots_groups ON {s}.snapshots (stage, comparison_key, seq);
@@ -96,7 +98,7 @@ CREATE INDEX history_batches ON {s}.history_records (batch);
 _SAVE = """
 CREATE FUNCTION {s}.save_snapshot(
     p_run_id text, p_stage text, p_comparison_key text, p_payload text, p_content bytea,
-    p_save_id uuid, p_origin text
+    p_save_id uuid, p_origin_store text, p_origin_seq bigint
 ) RETURNS SETOF {s}.snapshots LANGUAGE plpgsql AS $$
 DECLARE
     next_seq bigint;
@@ -107,8 +109,9 @@ BEGIN
         RETURN QUERY SELECT * FROM {s}.snapshots WHERE save_id = p_save_id;
         IF FOUND THEN RETURN; END IF;
     END IF;
-    IF p_origin IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM {s}.snapshots WHERE origin = p_origin;
+    IF p_origin_store IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM {s}.snapshots
+            WHERE origin_store = p_origin_store AND origin_seq = p_origin_seq;
         IF FOUND THEN RETURN; END IF;
     ELSE
         SELECT * INTO latest FROM {s}.snapshots
@@ -123,7 +126,7 @@ BEGIN
         next_seq, p_run_id, p_stage, p_comparison_key,
         greatest(clock_timestamp(),
                  (SELECT created_at FROM {s}.snapshots WHERE seq = next_seq - 1)),
-        p_payload, p_content, p_save_id, p_origin
+        p_payload, p_content, p_save_id, p_origin_store, p_origin_seq
     ) RETURNING *;
 END $$;
 """
@@ -147,7 +150,7 @@ BEGIN
             pinned := p_seq;
         ELSE
             SELECT seq INTO pinned FROM {s}.save_snapshot(
-                p_run_id, p_stage, p_comparison_key, p_payload, p_content, p_save_id, NULL);
+                p_run_id, p_stage, p_comparison_key, p_payload, p_content, p_save_id, NULL, NULL);
         END IF;
         INSERT INTO {s}.baselines VALUES (p_stage, p_comparison_key, pinned);
     END IF;
@@ -223,7 +226,10 @@ END $$;
 
 # The statements of the handles, by what they do; {s} is the schema.
 _STATEMENTS = {
-    "save": "SELECT seq, created_at, payload FROM {s}.save_snapshot(%s, %s, %s, %s, %s, %s, %s)",
+    "save": (
+        "SELECT seq, created_at, payload FROM {s}.save_snapshot(%s, %s, %s, %s, %s, %s, %s, %s)"
+    ),
+    "copies": "SELECT origin_seq, seq FROM {s}.snapshots WHERE origin_store = %s",
     "establish": (
         "SELECT seq, created_at, payload FROM {s}.establish_baseline(%s, %s, %s, %s, %s, %s, %s)"
     ),
@@ -274,6 +280,7 @@ class Statements:
     """The statements of the handles on the store in one schema (see ``statements``)."""
 
     save: str
+    copies: str
     establish: str
     pin: str
     latest: str

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from snapstore._options import Options
+    from snapstore._records import Origin
     from snapstore.snapshot import NormalizedSnapshot
 
 # How many snapshots one query of a long read brings (a whole store is read
@@ -75,9 +76,16 @@ class PostgresSnapshotBackend:
 
     # -- writing -------------------------------------------------------------
 
-    def save(self, snap: NormalizedSnapshot, payload: bytes) -> NormalizedSnapshot:
-        (saved,) = self._rows(self._sql.save, (*_identity_of(snap), *_unsaved(payload), None))
+    def save(
+        self, snap: NormalizedSnapshot, payload: bytes, origin: Origin | None = None
+    ) -> NormalizedSnapshot:
+        copy_of = (None, None) if origin is None else origin
+        (saved,) = self._rows(self._sql.save, (*_identity_of(snap), *_unsaved(payload), *copy_of))
         return saved
+
+    def copies(self, store: str) -> dict[int, int]:
+        rows = self._conns.fetch_all(self._sql.copies, (store,))
+        return {int(origin_seq): int(seq) for origin_seq, seq in rows}
 
     def establish_baseline(
         self, snap: NormalizedSnapshot, payload: bytes | None
