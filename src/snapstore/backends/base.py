@@ -8,7 +8,10 @@ key filled in, payloads encoded within ``max_record_bytes``, the handle open
 and in the process that opened it, writes only on a handle that may write.
 
 Every answer is fresh: it includes everything committed, by any handle, before
-the call began. Order is the seq, never a clock. Every backend passes the
+the call began. (A PostgreSQL handle's read cache narrows "any handle" to those
+of its process; another process's commit is included from the moment its
+notification arrives, and ``refresh()`` includes everything: see
+``backends.postgres.cache``.) Order is the seq, never a clock. Every backend passes the
 conformance suites of :mod:`snapstore.testing.conformance`.
 
 A *target* names where a store or a history lives and opens handles on it:

@@ -50,7 +50,7 @@ CREATE TABLE {s}.counters (
     name text PRIMARY KEY,
     last bigint NOT NULL
 );
-INSERT INTO {s}.counters VALUES ('snapshots', 0);
+INSERT INTO {s}.counters VALUES ('snapshots', 0), ('pins', 0);
 CREATE TABLE {s}.snapshots (
     seq bigint PRIMARY KEY,
     run_id text NOT NULL,
@@ -122,6 +122,7 @@ BEGIN
         END IF;
     END IF;
     UPDATE {s}.counters SET last = next_seq WHERE name = 'snapshots';
+    PERFORM pg_notify({channel}, next_seq::text);
     RETURN QUERY INSERT INTO {s}.snapshots VALUES (
         next_seq, p_run_id, p_stage, p_comparison_key,
         greatest(clock_timestamp(),
@@ -153,6 +154,8 @@ BEGIN
                 p_run_id, p_stage, p_comparison_key, p_payload, p_content, p_save_id, NULL, NULL);
         END IF;
         INSERT INTO {s}.baselines VALUES (p_stage, p_comparison_key, pinned);
+        UPDATE {s}.counters SET last = last + 1 WHERE name = 'pins';
+        PERFORM pg_notify({channel}, 'pin');
     END IF;
     RETURN QUERY SELECT * FROM {s}.snapshots WHERE seq = pinned;
 END $$;
@@ -172,6 +175,8 @@ BEGIN
     IF FOUND THEN
         INSERT INTO {s}.baselines VALUES (pinned.stage, pinned.comparison_key, pinned.seq)
             ON CONFLICT (stage, comparison_key) DO UPDATE SET seq = excluded.seq;
+        UPDATE {s}.counters SET last = last + 1 WHERE name = 'pins';
+        PERFORM pg_notify({channel}, 'pin');
         RETURN NEXT pinned.seq;
     END IF;
 END $$;
@@ -245,6 +250,15 @@ _STATEMENTS = {
         "ORDER BY seq LIMIT %s"
     ),
     "count": "SELECT last FROM {s}.counters WHERE name = 'snapshots'",
+    # What a read cache needs to catch up: the pin count, the snapshot count,
+    # and the identities of (at most %s) snapshots after a seq.
+    "changes": (
+        "SELECT p.last, c.last, s.seq, s.run_id, s.stage, s.comparison_key "
+        "FROM {s}.counters p CROSS JOIN {s}.counters c LEFT JOIN LATERAL ("
+        "SELECT seq, run_id, stage, comparison_key FROM {s}.snapshots WHERE seq > %s "
+        "ORDER BY seq LIMIT %s) s ON true WHERE p.name = 'pins' AND c.name = 'snapshots' "
+        "ORDER BY s.seq"
+    ),
     "previous": (
         "SELECT seq, created_at, payload FROM {s}.snapshots WHERE stage = %s "
         "AND comparison_key = %s AND run_id <> %s AND seq < %s ORDER BY seq DESC LIMIT 1"
@@ -287,6 +301,7 @@ class Statements:
     by_seq: str
     page: str
     count: str
+    changes: str
     previous: str
     baseline: str
     baselines: str
@@ -305,7 +320,16 @@ def statements(schema: str) -> Statements:
 
 
 def _render(text: str, schema: str) -> str:
-    return sql.SQL(text).format(s=sql.Identifier(schema)).as_string()
+    return (
+        sql.SQL(text)
+        .format(s=sql.Identifier(schema), channel=sql.Literal(channel(schema)))
+        .as_string()
+    )
+
+
+def channel(schema: str) -> str:
+    """The channel the store in ``schema`` notifies its commits on (see ``cache``)."""
+    return f"snapstore.{schema}"
 
 
 # The DDL of each schema version, applied in order to bring a store up to

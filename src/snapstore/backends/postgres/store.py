@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 from snapstore._errors import InvalidInputError
 from snapstore._report import CheckReport, Finding
 from snapstore._values import canonical_json, loads
+from snapstore.backends.postgres import cache
 from snapstore.backends.postgres.connection import Address, Connections
 from snapstore.backends.postgres.history import PostgresHistoryBackend
 from snapstore.backends.postgres.schema import (
     SCHEMA_VERSION,
+    channel,
     check_rows,
     ensure_schema,
     read_identity,
@@ -30,7 +32,7 @@ from snapstore.backends.postgres.schema import (
 from snapstore.snapshot import payload_problem, stored_snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from snapstore._options import Options
@@ -57,11 +59,13 @@ class PostgresSnapshotBackend:
 
     path = None
 
-    def __init__(self, address: Address, options: Options) -> None:
+    def __init__(self, address: Address, options: Options, *, read_cache: bool = True) -> None:
         self.location = address.location
+        self._address = address
         self._conns = Connections(address, options)
         self._schema = schema = address.schema
         self._sql = statements(schema)
+        self._cache = cache.acquire(address, channel(schema)) if read_cache else None
         try:
             self.identity = self._conns.call(
                 lambda conn: (
@@ -71,7 +75,7 @@ class PostgresSnapshotBackend:
                 )
             )
         except BaseException:
-            self._conns.close()
+            self.close()
             raise
 
     # -- writing -------------------------------------------------------------
@@ -81,7 +85,7 @@ class PostgresSnapshotBackend:
     ) -> NormalizedSnapshot:
         copy_of = (None, None) if origin is None else origin
         (saved,) = self._rows(self._sql.save, (*_identity_of(snap), *_unsaved(payload), *copy_of))
-        return saved
+        return self._wrote(saved)
 
     def copies(self, store: str) -> dict[int, int]:
         rows = self._conns.fetch_all(self._sql.copies, (store,))
@@ -94,11 +98,14 @@ class PostgresSnapshotBackend:
         (pinned,) = self._rows(
             self._sql.establish, (*_identity_of(snap), *unsaved, snap.snapshot_seq)
         )
-        return pinned
+        return self._wrote(pinned)
 
     def pin_baseline(self, snap: NormalizedSnapshot) -> None:
         args = (snap.snapshot_seq, snap.run_id, snap.stage)
-        if not self._conns.fetch_all(self._sql.pin, args):
+        pinned = self._conns.fetch_all(self._sql.pin, args)
+        if self._cache is not None:
+            self._cache.wrote()
+        if not pinned:
             raise InvalidInputError(
                 f"snapshot {snap.run_id}:{snap.stage} seq {snap.snapshot_seq} is not stored "
                 f"in {self.location}; save it first"
@@ -107,10 +114,22 @@ class PostgresSnapshotBackend:
     # -- reading -------------------------------------------------------------
 
     def get_latest(self, run_id: str, stage: str) -> NormalizedSnapshot | None:
-        return self._first(self._sql.latest, (run_id, stage))
+        return self._answer(
+            ("latest", run_id, stage),
+            (("key", run_id, stage),),
+            lambda: self._first(self._sql.latest, (run_id, stage)),
+        )
 
     def get_by_seq(self, seq: int) -> NormalizedSnapshot | None:
-        return self._first(self._sql.by_seq, (seq,)) if 0 < seq < _NO_BOUND else None
+        if not 0 < seq < _NO_BOUND:
+            return None
+        known = None if self._cache is None else self._cache.snapshot(seq)
+        if known is not None:
+            return known
+        found = self._first(self._sql.by_seq, (seq,))
+        if found is not None and self._cache is not None:
+            self._cache.keep(found)
+        return found
 
     def versions(self, run_id: str, stage: str) -> list[NormalizedSnapshot]:
         return list(self.snapshots(run_id, stage))
@@ -125,6 +144,8 @@ class PostgresSnapshotBackend:
         return (_snapshot(*row) for row in rows)
 
     def count(self) -> int:
+        if self._cache is not None:
+            return self._cache.count(self._conns, self._sql)
         row = self._conns.fetch_one(self._sql.count)
         assert row is not None
         return int(row[0])
@@ -132,11 +153,19 @@ class PostgresSnapshotBackend:
     def previous_comparable(
         self, stage: str, comparison_key: str, run_id: str, below: int | None
     ) -> NormalizedSnapshot | None:
-        below = _NO_BOUND if below is None else below
-        return self._first(self._sql.previous, (stage, comparison_key, run_id, below))
+        bound = _NO_BOUND if below is None else below
+        return self._answer(
+            ("previous", stage, comparison_key, run_id, bound),
+            (("group", stage, comparison_key),),
+            lambda: self._first(self._sql.previous, (stage, comparison_key, run_id, bound)),
+        )
 
     def baseline(self, stage: str, comparison_key: str) -> NormalizedSnapshot | None:
-        return self._first(self._sql.baseline, (stage, comparison_key))
+        return self._answer(
+            ("baseline", stage, comparison_key),
+            (cache.PINS,),
+            lambda: self._first(self._sql.baseline, (stage, comparison_key)),
+        )
 
     def baselines(self) -> list[NormalizedSnapshot]:
         return self._rows(self._sql.baselines, ())
@@ -159,7 +188,8 @@ class PostgresSnapshotBackend:
     # -- upkeep --------------------------------------------------------------
 
     def refresh(self) -> None:
-        pass  # every answer is read from the server
+        if self._cache is not None:
+            self._cache.catch_up(self._conns, self._sql)
 
     def checkpoint(self) -> None:
         pass  # the server keeps every index itself
@@ -191,9 +221,30 @@ class PostgresSnapshotBackend:
         return self.verify()
 
     def close(self, *, finish: bool = True) -> None:
+        if self._cache is not None:
+            cache.release(self._address, self._cache)
+            self._cache = None
         self._conns.close(detach=not finish)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _answer(
+        self,
+        key: tuple[object, ...],
+        groups: tuple[tuple[str, str, str], ...],
+        fetch: Callable[[], NormalizedSnapshot | None],
+    ) -> NormalizedSnapshot | None:
+        """``fetch()``, or the cache's answer to ``key`` (see ``cache.ReadCache.answer``)."""
+        if self._cache is None:
+            return fetch()
+        return self._cache.answer(self._conns, self._sql, key, groups, fetch)
+
+    def _wrote(self, snap: NormalizedSnapshot) -> NormalizedSnapshot:
+        """``snap``, just written: the cache catches up before its next answer."""
+        if self._cache is not None:
+            self._cache.wrote()
+            self._cache.keep(snap)
+        return snap
 
     def _rows(self, query: str, args: tuple[object, ...]) -> list[NormalizedSnapshot]:
         return [_snapshot(*row) for row in self._conns.fetch_all(query, args)]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapstore._errors import InvalidInputError
 from snapstore._names import check_history_name
+from snapstore._options import check_flag
 from snapstore.backends.postgres.connection import Address, Connections
 from snapstore.backends.postgres.history import PostgresHistoryBackend
 from snapstore.backends.postgres.schema import read_identity
@@ -26,9 +27,14 @@ class PostgresStoreTarget:
                 "open it with IterationHistory, or this store without it"
             )
 
-    def open_store(self, options: Options, **extra: Any) -> PostgresSnapshotBackend:
+    def open_store(
+        self, options: Options, *, read_cache: object = True, **extra: Any
+    ) -> PostgresSnapshotBackend:
+        """A handle; ``read_cache=False``: every read asks the server (see ``cache``)."""
         _refuse_extra(extra)
-        return PostgresSnapshotBackend(self.address, options)
+        return PostgresSnapshotBackend(
+            self.address, options, read_cache=check_flag("read_cache", read_cache)
+        )
 
 
 class PostgresHistoryTarget:
@@ -49,7 +55,7 @@ class PostgresHistoryTarget:
                 conns.call(lambda conn: read_identity(conn, schema))
             else:
                 # Creating the store is the store handle's work: open one, briefly.
-                PostgresSnapshotBackend(self.address, options).close()
+                PostgresSnapshotBackend(self.address, options, read_cache=False).close()
         except BaseException:
             conns.close()
             raise
