@@ -132,6 +132,22 @@ BEGIN
 END $$;
 """
 
+# Many saves in one transaction (one WAL flush), in order: what threads of
+# one process saving at once send together (see ``batch``).
+_SAVE_MANY = """
+CREATE FUNCTION {s}.save_snapshots(
+    p_run_ids text[], p_stages text[], p_comparison_keys text[], p_payloads text[],
+    p_contents bytea[], p_save_ids uuid[], p_origin_stores text[], p_origin_seqs bigint[]
+) RETURNS SETOF {s}.snapshots LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. array_length(p_run_ids, 1) LOOP
+        RETURN QUERY SELECT * FROM {s}.save_snapshot(
+            p_run_ids[i], p_stages[i], p_comparison_keys[i], p_payloads[i], p_contents[i],
+            p_save_ids[i], p_origin_stores[i], p_origin_seqs[i]);
+    END LOOP;
+END $$;
+"""
+
 # The baseline of a group, or, if it has none, p_seq (or a new save) pinned
 # as it: decided under the counter row's lock, which every save and pin of
 # the store takes first, so racing handles on any host agree.
@@ -234,6 +250,9 @@ _STATEMENTS = {
     "save": (
         "SELECT seq, created_at, payload FROM {s}.save_snapshot(%s, %s, %s, %s, %s, %s, %s, %s)"
     ),
+    "save_many": (
+        "SELECT seq, created_at, payload FROM {s}.save_snapshots(%s, %s, %s, %s, %s, %s, %s, %s)"
+    ),
     "copies": "SELECT origin_seq, seq FROM {s}.snapshots WHERE origin_store = %s",
     "establish": (
         "SELECT seq, created_at, payload FROM {s}.establish_baseline(%s, %s, %s, %s, %s, %s, %s)"
@@ -294,6 +313,7 @@ class Statements:
     """The statements of the handles on the store in one schema (see ``statements``)."""
 
     save: str
+    save_many: str
     copies: str
     establish: str
     pin: str
@@ -334,7 +354,9 @@ def channel(schema: str) -> str:
 
 # The DDL of each schema version, applied in order to bring a store up to
 # SCHEMA_VERSION: version 1 creates it. An upgrade adds the next version.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: (_TABLES, _SAVE, _ESTABLISH, _PIN, _APPEND)}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (_TABLES, _SAVE, _SAVE_MANY, _ESTABLISH, _PIN, _APPEND)
+}
 
 
 def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> str:

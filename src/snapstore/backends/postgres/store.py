@@ -19,6 +19,7 @@ from snapstore._errors import InvalidInputError
 from snapstore._report import CheckReport, Finding
 from snapstore._values import canonical_json, loads
 from snapstore.backends.postgres import cache
+from snapstore.backends.postgres.batch import Batcher
 from snapstore.backends.postgres.connection import Address, Connections
 from snapstore.backends.postgres.history import PostgresHistoryBackend
 from snapstore.backends.postgres.schema import (
@@ -66,6 +67,7 @@ class PostgresSnapshotBackend:
         self._schema = schema = address.schema
         self._sql = statements(schema)
         self._cache = cache.acquire(address, channel(schema)) if read_cache else None
+        self._saves: Batcher[tuple[object, ...], NormalizedSnapshot] = Batcher(self._save_many)
         try:
             self.identity = self._conns.call(
                 lambda conn: (
@@ -84,8 +86,7 @@ class PostgresSnapshotBackend:
         self, snap: NormalizedSnapshot, payload: bytes, origin: Origin | None = None
     ) -> NormalizedSnapshot:
         copy_of = (None, None) if origin is None else origin
-        (saved,) = self._rows(self._sql.save, (*_identity_of(snap), *_unsaved(payload), *copy_of))
-        return self._wrote(saved)
+        return self._wrote(self._saves.submit((*_identity_of(snap), *_unsaved(payload), *copy_of)))
 
     def copies(self, store: str) -> dict[int, int]:
         rows = self._conns.fetch_all(self._sql.copies, (store,))
@@ -245,6 +246,14 @@ class PostgresSnapshotBackend:
             self._cache.wrote()
             self._cache.keep(snap)
         return snap
+
+    def _save_many(self, saves: list[tuple[object, ...]]) -> list[NormalizedSnapshot]:
+        """Commit ``saves`` (each the arguments of one) in one call: one transaction."""
+        if len(saves) == 1:
+            return self._rows(self._sql.save, saves[0])
+        return self._rows(
+            self._sql.save_many, tuple(list(column) for column in zip(*saves, strict=True))
+        )
 
     def _rows(self, query: str, args: tuple[object, ...]) -> list[NormalizedSnapshot]:
         return [_snapshot(*row) for row in self._conns.fetch_all(query, args)]
