@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from snapstore import (
     ReadOnlyError,
     SnapshotStore,
 )
+from snapstore.cli.main import main
 from snapstore.sync import BaselineConflict, RecordConflict
 from snapstore.testing.harnesses import drop_schema, with_query
 
@@ -324,3 +326,50 @@ def test_syncs_racing_into_one_store_copy_each_snapshot_once(
     with SnapshotStore(destination, read_only=True) as copied:
         assert contents(copied) == expected
         assert len(copied) == count
+
+
+# -- the command --------------------------------------------------------------------
+
+
+def test_the_command_syncs_into_a_url_and_reads_it_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stores = Stores("postgres", tmp_path)
+    try:
+        url = stores.url("cli")
+        with SnapshotStore(tmp_path / "a") as source:
+            record_runs(source, range(1, 3))
+        assert main(["sync", str(tmp_path / "a"), url, "--format", "json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["snapshots_copied"], report["records_copied"]) == (8, 16)
+        assert main(["ls", url, "--format", "csv", "--columns", "run_id,stage"]) == 0
+        assert capsys.readouterr().out.count("run-2") == 2
+        assert main(["verify", url]) == 0
+        assert capsys.readouterr().out.endswith(": 5 file(s), 24 valid records: OK\n")
+        assert main(["sync", str(tmp_path / "a"), url]) == 0
+        assert "0 copied, 8 there already" in capsys.readouterr().out
+    finally:
+        stores.drop()
+
+
+def test_the_command_exits_1_when_it_kept_a_conflicting_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"lr": 0.1}
+    with SnapshotStore(tmp_path / "a") as source, SnapshotStore(tmp_path / "b") as destination:
+        source.get_or_establish_baseline(NormalizedSnapshot("theirs", "TRAINING", config=config))
+        destination.get_or_establish_baseline(NormalizedSnapshot("ours", "TRAINING", config=config))
+    assert main(["sync", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    out = capsys.readouterr().out
+    assert "conflict TRAINING" in out
+    assert "kept this store's seq 1" in out
+
+
+def test_the_command_says_in_one_line_why_it_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sync", str(tmp_path / "missing"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snapstore: error: ")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from snapstore.cli.options import EXIT_DAMAGE, EXIT_OK, lock_timeout_option
+from snapstore.cli.options import EXIT_DAMAGE, EXIT_OK, LOCATION, Location, lock_timeout_option
 from snapstore.cli.progress import on_terminal, progress_bar
 
-_PATH = click.argument("path", type=click.Path(path_type=Path))
+if TYPE_CHECKING:
+    from snapstore._report import CheckReport
+
+_PATH = click.argument("path", type=LOCATION)
 
 
-def _check(path: Path, lock_timeout: float, *, repairing: bool, dry_run: bool) -> int:
-    from snapstore.backends.local.repair import check_path  # noqa: PLC0415 - only these commands need it
-
+def _check(path: Location, lock_timeout: float, *, repairing: bool, dry_run: bool) -> int:
     with progress_bar(on_terminal()):
-        report = check_path(path, repair=repairing, dry_run=dry_run, lock_timeout=lock_timeout)
+        report = _checked(path, lock_timeout, repairing=repairing, dry_run=dry_run)
         # What is left after the repair.
-        left = check_path(path, lock_timeout=lock_timeout) if repairing and not dry_run else None
+        left = (
+            _checked(path, lock_timeout, repairing=False, dry_run=False)
+            if repairing and not dry_run
+            else None
+        )
     for action in report.actions:
         click.echo(action)
     if left is not None:
@@ -34,15 +40,29 @@ def _check(path: Path, lock_timeout: float, *, repairing: bool, dry_run: bool) -
     return EXIT_OK if report.ok else EXIT_DAMAGE
 
 
+def _checked(path: Location, lock_timeout: float, *, repairing: bool, dry_run: bool) -> CheckReport:
+    """What checking (or repairing) the store or history ``path`` found."""
+    if isinstance(path, Path):
+        from snapstore.backends.local.repair import check_path  # noqa: PLC0415 - only these commands need it
+
+        return check_path(path, repair=repairing, dry_run=dry_run, lock_timeout=lock_timeout)
+    from snapstore.store import SnapshotStore  # noqa: PLC0415 - only store commands need it
+
+    # A store named by URL checks itself; a repair may write, a check never.
+    with SnapshotStore(path, read_only=not repairing, lock_timeout=lock_timeout) as store:
+        return store.repair(dry_run=dry_run) if repairing else store.verify()
+
+
 @click.command(
     short_help="Check a store or history file; exit 1 if anything is damaged.",
 )
 @_PATH
 @lock_timeout_option
-def verify(*, path: Path, lock_timeout: float) -> int:
+def verify(*, path: Location, lock_timeout: float) -> int:
     """Check every checksum, seq order, key and derived index of PATH.
 
-    PATH is a store directory or a history .jsonl file. Reports each problem
+    PATH is a store directory, a history .jsonl file, or a store's URL
+    (postgresql://...: every row is read and checked). Reports each problem
     with path and offset; changes nothing. Exit status 0 if clean, 1 if any
     problem is found, 2 if the check cannot run.
     """
@@ -58,7 +78,7 @@ def verify(*, path: Path, lock_timeout: float) -> int:
     "or if anything is damaged that repair cannot fix).",
 )
 @lock_timeout_option
-def repair(*, path: Path, dry_run: bool, lock_timeout: float) -> int:
+def repair(*, path: Location, dry_run: bool, lock_timeout: float) -> int:
     """Repair the store directory or history .jsonl file PATH.
 
     Moves damaged bytes to quarantine (with a note of what and why), keeps

@@ -196,7 +196,16 @@ class PostgresSnapshotBackend:
         pass  # the server keeps every index itself
 
     def verify(self) -> CheckReport:
-        """Every row holds a snapshot's JSON, and the seqs are 1 .. the counter."""
+        """Every row holds a snapshot's JSON, the seqs are 1 .. the counter; so for each history."""
+        report = self._verify_snapshots()
+        report.files = 1
+        for name in self.history_names():
+            history = self.open_history(name)
+            report.merge(history.verify())
+            report.files += 1
+        return report
+
+    def _verify_snapshots(self) -> CheckReport:
         end = self.count()
         rows = self._conns.pages(
             self._sql.page, lambda after: (after, end, None, None, None, None, PAGE_ROWS)
