@@ -105,58 +105,64 @@ def contents(store: SnapshotStore) -> dict[str, Any]:
     }
 
 
-def test_a_sync_copies_everything_once_between_any_two_backends(
+@pytest.fixture
+def pair(
     source_kind: Stores, destination_kind: Stores
-) -> None:
+) -> Iterator[tuple[SnapshotStore, SnapshotStore]]:
+    """A source and a destination store, of every two backends."""
     with (
         SnapshotStore(source_kind.url("a")) as source,
         SnapshotStore(destination_kind.url("b")) as destination,
     ):
-        record_runs(source, range(1, 4))
-        first = destination.sync_from(source)
-        assert (first.snapshots_copied, first.snapshots_present) == (12, 0)
-        assert (first.baselines_pinned, first.records_copied) == (4, 24)
-        assert first.ok
-        assert contents(destination) == contents(source)
-        again = destination.sync_from(source)
-        assert (again.snapshots_copied, again.snapshots_present) == (0, 12)
-        assert (again.baselines_pinned, again.baselines_present) == (0, 4)
-        assert (again.records_copied, again.records_present) == (0, 24)
-        assert contents(destination) == contents(source)
-        # A record keeps its key; one without gets its origin as its key.
-        keys = [r.key for r in destination.history("run-1.TRAINING")]
-        assert keys == [f"{source.identity}:{seq}" for seq in (1, 2, 3)] + ["final"]
-        # Each copy keeps its origin: the source's seq of every copy, exactly.
-        copies = destination.copies_from(source.identity)
-        assert sorted(copies) == list(range(1, 13))
-        for source_seq, seq in copies.items():
-            original, copy = source.get_by_seq(source_seq), destination.get_by_seq(seq)
-            assert (copy.run_id, copy.stage, copy.to_dict()["config"]) == (
-                original.run_id,
-                original.stage,
-                original.to_dict()["config"],
-            )
+        yield source, destination
+
+
+def test_a_sync_copies_everything_once_between_any_two_backends(
+    pair: tuple[SnapshotStore, SnapshotStore],
+) -> None:
+    source, destination = pair
+    record_runs(source, range(1, 4))
+    first = destination.sync_from(source)
+    assert (first.snapshots_copied, first.snapshots_present) == (12, 0)
+    assert (first.baselines_pinned, first.records_copied) == (4, 24)
+    assert first.ok
+    assert contents(destination) == contents(source)
+    again = destination.sync_from(source)
+    assert (again.snapshots_copied, again.snapshots_present) == (0, 12)
+    assert (again.baselines_pinned, again.baselines_present) == (0, 4)
+    assert (again.records_copied, again.records_present) == (0, 24)
+    assert contents(destination) == contents(source)
+    # A record keeps its key; one without gets its origin as its key.
+    keys = [r.key for r in destination.history("run-1.TRAINING")]
+    assert keys == [f"{source.identity}:{seq}" for seq in (1, 2, 3)] + ["final"]
+    # Each copy keeps its origin: the source's seq of every copy, exactly.
+    copies = destination.copies_from(source.identity)
+    assert sorted(copies) == list(range(1, 13))
+    for source_seq, seq in copies.items():
+        original, copy = source.get_by_seq(source_seq), destination.get_by_seq(seq)
+        assert (copy.run_id, copy.stage, copy.to_dict()["config"]) == (
+            original.run_id,
+            original.stage,
+            original.to_dict()["config"],
+        )
 
 
 def test_later_saves_are_copied_by_the_next_sync_after_the_destinations_own(
-    source_kind: Stores, destination_kind: Stores
+    pair: tuple[SnapshotStore, SnapshotStore],
 ) -> None:
-    with (
-        SnapshotStore(source_kind.url("a")) as source,
-        SnapshotStore(destination_kind.url("b")) as destination,
-    ):
-        record_runs(source, range(1, 3))
-        destination.sync_from(source)
-        own = destination.save_snapshot(NormalizedSnapshot("local-run", "TRAINING"))
-        record_runs(source, range(3, 5))
-        report = destination.sync_from(source)
-        assert (report.snapshots_copied, report.snapshots_present) == (8, 8)
-        seqs = [s.snapshot_seq for s in destination.snapshots()]
-        assert seqs == list(range(1, 18))  # the destination's own seqs, gap-free
-        assert destination.get_by_seq(9) == own
-        assert [s.run_id for s in destination.snapshots()][9:] == [
-            run for run in ("run-3", "run-4") for _ in range(4)
-        ]
+    source, destination = pair
+    record_runs(source, range(1, 3))
+    destination.sync_from(source)
+    own = destination.save_snapshot(NormalizedSnapshot("local-run", "TRAINING"))
+    record_runs(source, range(3, 5))
+    report = destination.sync_from(source)
+    assert (report.snapshots_copied, report.snapshots_present) == (8, 8)
+    seqs = [s.snapshot_seq for s in destination.snapshots()]
+    assert seqs == list(range(1, 18))  # the destination's own seqs, gap-free
+    assert destination.get_by_seq(9) == own
+    assert [s.run_id for s in destination.snapshots()][9:] == [
+        run for run in ("run-3", "run-4") for _ in range(4)
+    ]
 
 
 def test_copies_survive_reopening_and_are_found_again(tmp_path: Path) -> None:

@@ -113,48 +113,45 @@ class MemoryHistoryHarness(_Harness[IterationHistory]):
         return self.target.dump()
 
 
-class PostgresStoreHarness(_Harness[SnapshotStore]):
-    """The store in one schema of a PostgreSQL database; its picture is every row.
+class _PostgresHarness(_Harness[_Handle]):
+    """A store in its own schema of a PostgreSQL database; its picture is every row.
 
-    ``dsn`` names the database; the schema is the harness's own, dropped by
-    ``drop()``. Needs psycopg (the ``postgres`` extra).
+    ``dsn`` names the database; ``drop()`` drops the schema. Needs psycopg
+    (the ``postgres`` extra).
     """
 
-    def __init__(self, dsn: str, schema: str, durability: Durability = "fsync") -> None:
+    def __init__(
+        self, dsn: str, schema: str, durability: Durability = "fsync", **query: str
+    ) -> None:
         super().__init__(durability)
         self.dsn = dsn
         self.schema = schema
-        self.url = with_query(dsn, schema=schema)
+        self.url = with_query(dsn, schema=schema, **query)
+
+    def state(self) -> object:
+        return postgres_rows(self.dsn, self.schema)
+
+    def drop(self) -> None:
+        drop_schema(self.dsn, self.schema)
+
+
+class PostgresStoreHarness(_PostgresHarness[SnapshotStore]):
+    """The store in one schema of a PostgreSQL database."""
 
     def open(self, **options: Any) -> SnapshotStore:
         options.setdefault("durability", self.durability)
         return self._kept(SnapshotStore(self.url, **options))
 
-    def state(self) -> object:
-        return postgres_rows(self.dsn, self.schema)
 
-    def drop(self) -> None:
-        drop_schema(self.dsn, self.schema)
-
-
-class PostgresHistoryHarness(_Harness[IterationHistory]):
-    """One history of a store in a PostgreSQL schema; its picture is every row of the store."""
+class PostgresHistoryHarness(_PostgresHarness[IterationHistory]):
+    """The history ``h`` of the store in one schema of a PostgreSQL database."""
 
     def __init__(self, dsn: str, schema: str, durability: Durability = "fsync") -> None:
-        super().__init__(durability)
-        self.dsn = dsn
-        self.schema = schema
-        self.url = with_query(dsn, schema=schema, history="h")
+        super().__init__(dsn, schema, durability, history="h")
 
     def open(self, **options: Any) -> IterationHistory:
         options.setdefault("durability", self.durability)
         return self._kept(IterationHistory(self.url, **options))
-
-    def state(self) -> object:
-        return postgres_rows(self.dsn, self.schema)
-
-    def drop(self) -> None:
-        drop_schema(self.dsn, self.schema)
 
 
 def with_query(dsn: str, **params: str) -> str:
