@@ -12,7 +12,14 @@ import psycopg
 import pytest
 
 from postgres_server import new_schema, server_dsn
-from snapstore import IterationHistory, NormalizedSnapshot, SnapshotStore
+from snapstore import (
+    InvalidInputError,
+    IterationHistory,
+    LockTimeout,
+    NormalizedSnapshot,
+    NotAStoreError,
+    SnapshotStore,
+)
 from snapstore.backends.postgres import cache
 from snapstore.backends.postgres.connection import Address
 from snapstore.backends.postgres.schema import channel
@@ -26,6 +33,7 @@ from snapstore.testing.harnesses import (
     PostgresHistoryHarness,
     PostgresStoreHarness,
     drop_schema,
+    postgres_rows,
     with_query,
 )
 from snapstore.testing.machines import HistoryMachine, SnapshotStoreMachine
@@ -218,3 +226,123 @@ def test_a_forked_child_opens_a_cache_of_its_own(store_url: str) -> None:
         store.refresh()
         assert store.get("run-2", "TRAINING") is not None
         assert len(store) == 2
+
+
+# -- addresses, schemas and options ------------------------------------------------------
+
+
+@pytest.mark.parametrize("schema", ["", "Upper", "1st", "pg_catalog", "a-b", "x" * 64, "a;drop"])
+def test_a_schema_that_is_no_plain_identifier_is_refused(schema: str) -> None:
+    with pytest.raises(InvalidInputError, match="schema must be"):
+        SnapshotStore(f"postgresql://nobody@127.0.0.1:1/db?schema={schema}")
+
+
+def test_the_location_hides_the_password() -> None:
+    assert Address("postgresql://me:secret@host:5432/db?schema=s").location == (
+        "postgresql://me:***@host:5432/db?schema=s"
+    )
+
+
+def test_a_history_url_and_a_store_url_are_not_mixed_up(store_url: str) -> None:
+    with pytest.raises(InvalidInputError, match="names a history"):
+        SnapshotStore(f"{store_url}&history=h")
+    with pytest.raises(InvalidInputError, match="&history=NAME"):
+        IterationHistory(store_url)
+    with pytest.raises(InvalidInputError, match="history name"):
+        IterationHistory(f"{store_url}&history=a/b")
+
+
+def test_options_of_the_local_backend_are_refused(store_url: str) -> None:
+    with pytest.raises(InvalidInputError, match="PostgreSQL backend takes no option"):
+        SnapshotStore(store_url, checkpoint_every=10)
+    with pytest.raises(InvalidInputError, match="read_cache must be True or False"):
+        SnapshotStore(store_url, read_cache="no")
+
+
+def test_a_read_only_open_of_no_store_creates_nothing(store_url: str) -> None:
+    schema = Address(store_url).schema
+    with pytest.raises(NotAStoreError, match="holds no snapstore store"):
+        SnapshotStore(store_url, read_only=True)
+    with pytest.raises(NotAStoreError):
+        IterationHistory(f"{store_url}&history=h", read_only=True)
+    assert postgres_rows(server_dsn(), schema) == {}
+
+
+def test_a_schema_of_other_tables_is_refused_and_left_alone(store_url: str) -> None:
+    schema = Address(store_url).schema
+    with psycopg.connect(server_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".orders (id int)')
+    with pytest.raises(NotAStoreError, match="holds tables but no snapstore store"):
+        SnapshotStore(store_url)
+    assert postgres_rows(server_dsn(), schema) == {"orders": []}
+
+
+def test_a_store_of_a_newer_schema_version_is_refused(store_url: str) -> None:
+    with SnapshotStore(store_url):
+        pass
+    with psycopg.connect(server_dsn(), autocommit=True) as conn:
+        conn.execute(
+            f"UPDATE \"{Address(store_url).schema}\".meta SET value = '99' "
+            "WHERE name = 'schema_version'"
+        )
+    with pytest.raises(NotAStoreError, match="newer than this snapstore"):
+        SnapshotStore(store_url)
+
+
+_FIRST_OPEN = (
+    "import sys; from snapstore import SnapshotStore, NormalizedSnapshot\n"
+    "with SnapshotStore(sys.argv[1]) as store:\n"
+    "    for i in range(5):\n"
+    "        store.save_snapshot(NormalizedSnapshot(f'{sys.argv[2]}-{i}', 'TRAINING'))\n"
+)
+
+
+def test_processes_opening_a_new_store_at_once_all_write_to_one(store_url: str) -> None:
+    children = [
+        subprocess.Popen([sys.executable, "-c", _FIRST_OPEN, store_url, f"p{n}"]) for n in range(8)
+    ]
+    assert [child.wait(timeout=60) for child in children] == [0] * 8
+    with SnapshotStore(store_url, read_only=True) as store:
+        assert [snap.snapshot_seq for snap in store.snapshots()] == list(range(1, 41))
+
+
+def test_a_save_waits_for_a_held_lock_no_longer_than_lock_timeout(store_url: str) -> None:
+    with SnapshotStore(store_url, lock_timeout=0.2) as store:
+        store.save_snapshot(NormalizedSnapshot("run-1", "TRAINING"))
+        with psycopg.connect(server_dsn()) as holder:  # a transaction holding the counter row
+            holder.execute(
+                f'SELECT 1 FROM "{Address(store_url).schema}".counters '
+                "WHERE name = 'snapshots' FOR UPDATE"
+            )
+            started = time.monotonic()
+            with pytest.raises(LockTimeout):
+                store.save_snapshot(NormalizedSnapshot("run-2", "TRAINING"))
+            assert time.monotonic() - started < 5
+        assert len(store) == 1
+        assert store.save_snapshot(NormalizedSnapshot("run-2", "TRAINING")).snapshot_seq == 2
+
+
+@pytest.mark.parametrize(("durability", "setting"), [("fsync", "on"), ("write", "off")])
+def test_durability_is_the_sessions_synchronous_commit(
+    store_url: str, durability: Durability, setting: str
+) -> None:
+    with SnapshotStore(store_url, durability=durability) as store:
+        conns = store._backend._conns  # type: ignore[attr-defined]
+        with conns.connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == (setting,)
+
+
+def test_without_psycopg_the_error_names_the_extra() -> None:
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from snapstore import SnapshotStore\n"
+        "try:\n"
+        "    SnapshotStore('postgresql://host/db')\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install 'snapstore[postgres]'" in out

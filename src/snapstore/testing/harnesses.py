@@ -173,7 +173,7 @@ def postgres_rows(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
         ]
         return {
             table: conn.execute(
-                psycopg.sql.SQL("SELECT * FROM {}.{} ORDER BY 1, 2").format(
+                psycopg.sql.SQL("SELECT * FROM {}.{} AS r ORDER BY r").format(
                     psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
                 )
             ).fetchall()
