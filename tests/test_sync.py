@@ -21,6 +21,7 @@ from snapstore import (
     ReadOnlyError,
     SnapshotStore,
 )
+from snapstore._progress import reporting
 from snapstore.cli.main import main
 from snapstore.sync import BaselineConflict, RecordConflict
 from snapstore.testing.harnesses import drop_schema, with_query
@@ -379,3 +380,15 @@ def test_the_command_says_in_one_line_why_it_cannot_run(
     assert err.startswith("snapstore: error: ")
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_a_sync_tells_a_listener_how_far_it_got(tmp_path: Path) -> None:
+    told: list[tuple[str, int, int]] = []
+    with SnapshotStore(tmp_path / "a") as source, SnapshotStore(tmp_path / "b") as destination:
+        record_runs(source, range(1, 3))
+        with reporting(lambda task, done, total: told.append((task, done, total))):
+            destination.sync_from(source)
+    snapshots = [(done, total) for task, done, total in told if task == "copying snapshots"]
+    histories = [(done, total) for task, done, total in told if task == "copying histories"]
+    assert (snapshots[0], snapshots[-1]) == ((0, 8), (8, 8))
+    assert (histories[0], histories[-1]) == ((0, 4), (4, 4))

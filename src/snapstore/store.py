@@ -26,7 +26,6 @@ from snapstore._values import canonical_json
 from snapstore.backends import store_target
 from snapstore.history import IterationHistory
 from snapstore.snapshot import NormalizedSnapshot, encode_payload
-from snapstore.sync import sync_stores
 
 if TYPE_CHECKING:
     import os
@@ -180,6 +179,8 @@ class SnapshotStore:
             raise InvalidInputError(f"sync_from needs a SnapshotStore, not {type(source).__name__}")
         source._check_open()
         self._check_not_read_only()
+        from snapstore.sync import sync_stores  # noqa: PLC0415 - most processes never sync
+
         return sync_stores(
             source._backend,
             self._backend,

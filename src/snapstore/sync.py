@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from snapstore._errors import InvalidInputError
+from snapstore._progress import TaskProgress
 from snapstore._records import Entry, Origin
 from snapstore._values import encode_data, same_content
 from snapstore.snapshot import encode_payload
@@ -95,15 +96,20 @@ def sync_stores(
         )
     report = SyncReport(source.location, destination.location)
     copier = _SnapshotCopier(source, destination, max_record_bytes, report)
-    for snap in source.snapshots(None, None):
-        if snap.snapshot_seq in copier.copies:
-            report.snapshots_present += 1
-        else:
-            copier.copy(snap)
+    with TaskProgress("copying snapshots", source.count()) as progress:
+        for done, snap in enumerate(source.snapshots(None, None), start=1):
+            if snap.snapshot_seq in copier.copies:
+                report.snapshots_present += 1
+            else:
+                copier.copy(snap)
+            progress.advance_to(done)
     for pinned in source.baselines():
         _sync_pin(pinned, copier, report)
-    for name in source.history_names():
-        _sync_history(source, destination, name, max_record_bytes, report)
+    names = source.history_names()
+    with TaskProgress("copying histories", len(names)) as progress:
+        for done, name in enumerate(names, start=1):
+            _sync_history(source, destination, name, max_record_bytes, report)
+            progress.advance_to(done)
     return report
 
 

@@ -15,6 +15,7 @@ from snapstore.cli.options import (
     lock_timeout_option,
 )
 from snapstore.cli.output import emit_fields
+from snapstore.cli.progress import on_terminal, progress_bar
 
 
 @click.command(short_help="Copy snapshots, baselines and histories into another store, once.")
@@ -40,6 +41,7 @@ def sync(
     with (
         SnapshotStore(source, read_only=True) as reading,
         SnapshotStore(destination, lock_timeout=lock_timeout) as writing,
+        progress_bar(on_terminal()),
     ):
         report = writing.sync_from(reading)
     if output_format == "json":
