@@ -137,7 +137,7 @@ class PostgresSnapshotBackend:
 
     def snapshots(self, run_id: str | None, stage: str | None) -> Iterator[NormalizedSnapshot]:
         # Those committed when the call is made: up to the counter read now.
-        end = self.count()
+        end = self._counter()
         rows = self._conns.pages(
             self._sql.page,
             lambda after: (after, end, run_id, run_id, stage, stage, PAGE_ROWS),
@@ -147,6 +147,10 @@ class PostgresSnapshotBackend:
     def count(self) -> int:
         if self._cache is not None:
             return self._cache.count(self._conns, self._sql)
+        return self._counter()
+
+    def _counter(self) -> int:
+        """The store's snapshot count, as the server has it now."""
         row = self._conns.fetch_one(self._sql.count)
         assert row is not None
         return int(row[0])
@@ -206,7 +210,7 @@ class PostgresSnapshotBackend:
         return report
 
     def _verify_snapshots(self) -> CheckReport:
-        end = self.count()
+        end = self._counter()
         rows = self._conns.pages(
             self._sql.page, lambda after: (after, end, None, None, None, None, PAGE_ROWS)
         )
