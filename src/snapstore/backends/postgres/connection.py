@@ -11,9 +11,10 @@ commits, and never leaves a torn one); ``lock_timeout`` bounds each wait for
 a row lock the way it bounds the local writer lock.
 
 A call whose connection breaks is retried on a new connection until
-``RECONNECT_SECONDS`` have passed; then it raises StorageError. Retrying is
-safe because every write carries its identity (see ``schema``): a write the
-server committed before the connection broke is found, not repeated.
+``RECONNECT_SECONDS`` have passed since it broke; then it raises
+StorageError. Retrying is safe because every write carries its identity (see
+``schema``): a write the server committed before the connection broke is
+found, not repeated.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class Connections:
 
         ``work`` must be safe to repeat: a read, or a write with an identity.
         """
-        deadline = time.monotonic() + RECONNECT_SECONDS
+        deadline = None
         pause = 0.05
         while True:
             try:
@@ -128,6 +129,11 @@ class Connections:
             except psycopg.OperationalError as exc:
                 if isinstance(exc, pg_errors.LockNotAvailable):
                     raise LockTimeout(self.address.location, self._options.lock_timeout) from None
+                # Counted from the first break, not from the call's start: a
+                # call that waited long on the server (a lock, a flush) before
+                # its connection broke gets the whole time to reconnect.
+                if deadline is None:
+                    deadline = time.monotonic() + RECONNECT_SECONDS
                 if (
                     not self._reached
                     or not _lost_connection(exc)
