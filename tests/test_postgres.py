@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -19,8 +20,9 @@ from snapstore import (
     NormalizedSnapshot,
     NotAStoreError,
     SnapshotStore,
+    StorageError,
 )
-from snapstore.backends.postgres import cache
+from snapstore.backends.postgres import cache, connection
 from snapstore.backends.postgres.connection import Address
 from snapstore.backends.postgres.schema import channel
 from snapstore.testing.conformance import (
@@ -346,3 +348,36 @@ def test_without_psycopg_the_error_names_the_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install 'snapstore[postgres]'" in out
+
+
+def test_a_catch_up_that_failed_is_made_again_by_the_next_read(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "POLL_SECONDS", 3600.0)  # only the notification can tell
+    with SnapshotStore(store_url) as store:
+        assert store.get("run-2", "TRAINING") is None  # an answer the cache now holds
+        _save_in_another_process(store_url, "run-2")
+        # The next read is woken by the notification; its catch-up then finds
+        # its connection ended by the server, and fails at once.
+        monkeypatch.setattr(connection, "RECONNECT_SECONDS", 0.0)
+        conns = store._backend._conns  # type: ignore[attr-defined]
+        pids = [conn.info.backend_pid for conn in conns._idle]
+        with psycopg.connect(server_dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+        assert _seen_within(5, lambda: _waiting(store))
+        with pytest.raises(StorageError):
+            store.get("run-2", "TRAINING")
+        assert store.get("run-2", "TRAINING") is not None
+
+
+def _waiting(store: SnapshotStore) -> bool:
+    """Whether a notification waits on the store's cache's listening connection."""
+    listener = store._backend._cache._listener  # type: ignore[attr-defined]
+    return bool(select.select([listener.fileno()], [], [], 0)[0])
+
+
+def test_each_attempt_to_connect_is_bounded_unless_the_url_says_otherwise() -> None:
+    assert "connect_timeout=10" in Address("postgresql://h/db?schema=s").conninfo
+    given = Address("postgresql://h/db?schema=s&connect_timeout=3").conninfo
+    assert "connect_timeout=3" in given
+    assert "connect_timeout=10" not in given

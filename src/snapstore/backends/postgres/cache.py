@@ -167,12 +167,16 @@ class ReadCache:
         # Listening first: a commit made after the query below was read is
         # then notified, and one made before it is in its rows.
         self._listen()
-        self._polled = time.monotonic()
-        self._stale = False
+        # Behind until the answer is in: a catch-up that fails (its
+        # notification already taken) leaves the next read to make it again.
+        self._stale = True
+        asked = time.monotonic()
         # The first catch-up only learns the counters: nothing is known yet
         # that a change could have made wrong.
         after = self._seen if self._seen >= 0 else _NO_SEQ
         rows = conns.fetch_all(statements.changes, (after, CATCH_UP_ROWS))
+        self._polled = asked
+        self._stale = False
         pins, last = int(rows[0][0]), int(rows[0][1])
         new = [row[2:] for row in rows if row[2] is not None]
         changed = pins != self._pins or bool(new)

@@ -44,6 +44,7 @@ DEFAULT_SCHEMA = "snapstore"
 # How long a call keeps trying to reach the server after its connection broke
 # (a server restarting, a network cut), and the longest pause between tries.
 RECONNECT_SECONDS = 30.0
+CONNECT_TIMEOUT = 10  # seconds, for one attempt to connect (unless the URL says otherwise)
 _MAX_PAUSE = 1.0
 _IDENTIFIER = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -71,6 +72,10 @@ class Address:
                 f"schema must be 1 to 63 lowercase letters, digits and _ (not first a digit, "
                 f"not pg_...), not {self.schema!r}"
             )
+        # Each attempt to reach the server is bounded (libpq's default is to
+        # wait as long as the operating system does, minutes for a host that
+        # drops packets), so a retry loop runs out in about RECONNECT_SECONDS.
+        query.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
         self.conninfo = urlunsplit(parts._replace(query=urlencode(query)))
         # For messages: the URL without its password.
         netloc = parts.netloc.rsplit("@", 1)
