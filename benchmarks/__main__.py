@@ -13,6 +13,9 @@ python -m benchmarks.chart.
 --only    run only the benchmarks whose name contains TEXT (repeatable)
 --list    print the names of the benchmarks and exit
 --rounds  rounds (each runs every benchmark once); figures are medians (default 5)
+
+The PostgreSQL figures need a server: SNAPSTORE_BENCH_POSTGRES_DSN (or the
+tests' SNAPSTORE_TEST_POSTGRES_DSN) names it; without one they are left out.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from benchmarks import targets
 from benchmarks._report import Figure, as_json, describe, machine, table
+from benchmarks.postgres import DSN_VARIABLES, server_dsn
 from benchmarks.registry import REGISTRY, SUITES, Benchmark, Context, Measurement
 
 _RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     info = machine(args.dir)
     print(f"snapstore benchmarks ({mode}, {rounds} round(s)) on {args.dir}: {describe(info)}")
+    if server_dsn() is None:
+        print(f"(no PostgreSQL figures: set {DSN_VARIABLES[0]} to a server's DSN to measure them)")
     with tempfile.TemporaryDirectory(prefix=".snapstore-bench.", dir=args.dir) as root:
         figures = _measure(benches, Path(root), quick=args.quick, rounds=rounds)
     run = as_json(figures, info, mode)

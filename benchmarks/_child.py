@@ -24,7 +24,7 @@ PRINT_PEAK_RSS = "import resource; print(resource.getrusage(resource.RUSAGE_SELF
 _LAUNCH = "import subprocess, sys; subprocess.run([sys.executable, *sys.argv[1:]], check=True)"
 # With bytecode caching on, as an installed package runs: a child that
 # compiled every module from source would time the compiler, not snapstore.
-_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run_child(script: str, *args: str) -> str:
@@ -34,7 +34,7 @@ def run_child(script: str, *args: str) -> str:
         check=True,
         capture_output=True,
         text=True,
-        env=_ENV,
+        env=CHILD_ENV,
     ).stdout
 
 

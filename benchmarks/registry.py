@@ -13,9 +13,10 @@ timed region.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ SUITES = (
     "benchmarks.store",
     "benchmarks.cold",
     "benchmarks.cli",
+    "benchmarks.postgres",
 )
 
 # The physical limits every figure is compared with: a durable operation cannot
@@ -120,3 +122,13 @@ def timed_threads(threads: int, total: int, call: Callable[[int], object]) -> fl
     for worker in workers:
         worker.join()
     return time.perf_counter() - start
+
+
+def latencies(calls: Sequence[Callable[[], object]]) -> Measurement:
+    """Each call timed alone: their count, total time and median (``median_us``)."""
+    times = []
+    for call in calls:
+        start = time.perf_counter_ns()
+        call()
+        times.append(time.perf_counter_ns() - start)
+    return Measurement(len(times), sum(times) / 1e9, {"median_us": statistics.median(times) / 1000})

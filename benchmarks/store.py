@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import statistics
 import time
 from functools import partial
 from typing import TYPE_CHECKING
@@ -31,14 +30,13 @@ from benchmarks._stores import (
     stage,
 )
 from benchmarks.baselines import json_rewrites
-from benchmarks.registry import Context, Measurement, benchmark, timed_threads
+from benchmarks.registry import Context, Measurement, benchmark, latencies, timed_threads
 from snapstore import SnapshotStore
 from snapstore.backends.local.backend import DEFAULT_CHECKPOINT_EVERY
 from snapstore.backends.local.store import checkpoint_interval
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable
 
     from benchmarks.registry import BenchmarkFunction
     from snapstore import Durability, NormalizedSnapshot
@@ -211,15 +209,6 @@ def open_large(ctx: Context) -> Measurement:
     )
 
 
-def _latencies(calls: list[Callable[[], object]]) -> Measurement:
-    times = []
-    for call in calls:
-        start = time.perf_counter_ns()
-        call()
-        times.append(time.perf_counter_ns() - start)
-    return Measurement(len(times), sum(times) / 1e9, {"median_us": statistics.median(times) / 1000})
-
-
 def _sample(ctx: Context) -> tuple[int, list[int]]:
     n = _size(ctx, "large")
     return n, random.Random(n).choices(range(n), k=ctx.count(20_000, 500))
@@ -234,7 +223,7 @@ def _sample(ctx: Context) -> tuple[int, list[int]]:
 def get(ctx: Context) -> Measurement:
     n, picks = _sample(ctx)
     with SnapshotStore(built_store(ctx, n), durability="write") as store:
-        return _latencies([partial(store.get, run_id(i), stage(i)) for i in picks])
+        return latencies([partial(store.get, run_id(i), stage(i)) for i in picks])
 
 
 @benchmark(
@@ -247,7 +236,7 @@ def previous_comparable(ctx: Context) -> Measurement:
     n, picks = _sample(ctx)
     with SnapshotStore(built_store(ctx, n), durability="write") as store:
         snaps = [store.get(run_id(i), stage(i)) for i in picks]
-        return _latencies(
+        return latencies(
             [partial(store.find_previous_comparable, s) for s in snaps if s is not None]
         )
 
@@ -276,7 +265,7 @@ def sqlite_get(ctx: Context) -> Measurement:
         "ORDER BY seq DESC LIMIT 1"
     )
     try:
-        return _latencies([partial(_sqlite_lookup, db, sql, (run_id(i), stage(i))) for i in picks])
+        return latencies([partial(_sqlite_lookup, db, sql, (run_id(i), stage(i))) for i in picks])
     finally:
         db.close()
 
@@ -304,6 +293,6 @@ def sqlite_previous(ctx: Context) -> Measurement:
             ).fetchone()
             for i in picks
         ]
-        return _latencies([partial(_sqlite_lookup, db, sql, tuple(row)) for row in rows])
+        return latencies([partial(_sqlite_lookup, db, sql, tuple(row)) for row in rows])
     finally:
         db.close()

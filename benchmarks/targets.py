@@ -166,6 +166,33 @@ TARGETS = (
         "≤",
         5,
     ),
+    # PostgreSQL against a local directory doing the same work in the same run
+    # (benchmarks/postgres.py): not measured in a run without a server.
+    Target(
+        "16 processes saving: PostgreSQL / local",
+        Ratio("postgres.processes.16", "postgres.local.processes.16"),
+        "≥",
+        1.0,
+    ),
+    Target(
+        "16 threads of one handle saving: PostgreSQL / local",
+        Ratio("postgres.threads.16", "postgres.local.threads.16"),
+        "≥",
+        0.5,
+    ),
+    # A time over local's is local's rate over PostgreSQL's.
+    Target(
+        "warm get: PostgreSQL time / local's",
+        Ratio("postgres.local.get", "postgres.get"),
+        "≤",
+        3,
+    ),
+    Target(
+        "warm find_previous_comparable: PostgreSQL time / local's",
+        Ratio("postgres.local.previous", "postgres.previous"),
+        "≤",
+        3,
+    ),
 )
 
 

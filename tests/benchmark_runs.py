@@ -36,6 +36,14 @@ def good_figures() -> dict[str, dict[str, Any]]:
             for prefix, rate in (("cold", ours), ("cold.sqlite", 12))
         },
         "cold.index_lost.1m.versions": figure(0.5, median_s=2),
+        "postgres.processes.16": figure(2100),
+        "postgres.local.processes.16": figure(2000),
+        "postgres.threads.16": figure(6000),
+        "postgres.local.threads.16": figure(9000),
+        "postgres.get": figure(100_000, median_us=8),
+        "postgres.local.get": figure(200_000, median_us=4.5),
+        "postgres.previous": figure(100_000, median_us=9),
+        "postgres.local.previous": figure(200_000, median_us=5.5),
     }
 
 
