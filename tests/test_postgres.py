@@ -381,3 +381,13 @@ def test_each_attempt_to_connect_is_bounded_unless_the_url_says_otherwise() -> N
     given = Address("postgresql://h/db?schema=s&connect_timeout=3").conninfo
     assert "connect_timeout=3" in given
     assert "connect_timeout=10" not in given
+
+
+def test_a_table_dropped_under_the_store_is_a_storage_error(store_url: str) -> None:
+    with SnapshotStore(store_url, read_cache=False) as store:
+        store.save_snapshot(NormalizedSnapshot("run-1", "TRAINING"))
+        with psycopg.connect(server_dsn(), autocommit=True) as admin:
+            admin.execute(f'DROP TABLE "{Address(store_url).schema}".baselines')
+        with pytest.raises(StorageError, match="baselines"):
+            store.baseline("TRAINING", "any")
+        assert store.get("run-1", "TRAINING") is not None  # the connection is still good

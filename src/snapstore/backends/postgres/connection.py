@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from snapstore._errors import InvalidInputError, LockTimeout, StorageError
 
@@ -102,7 +103,7 @@ class Connections:
     def connection(self) -> Iterator[Connection]:
         """An idle connection (a new one if none is), given back after use.
 
-        One that failed is closed, not given back.
+        One left broken or busy is closed, not given back.
         """
         with self._lock:
             conn = self._idle.pop() if self._idle else None
@@ -111,7 +112,9 @@ class Connections:
         try:
             yield conn
         except BaseException:
-            if conn.broken or conn.closed:
+            # Given back only if it is idle: an interrupt may have come while
+            # a statement was on its way, and the next one would meet it.
+            if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
                 self._discard(conn)
                 raise
             with self._lock:
@@ -148,6 +151,10 @@ class Connections:
                         errno.ECONNABORTED,
                         f"{self.address.location}: the server cannot be reached: {exc}".rstrip(),
                     ) from exc
+            except psycopg.Error as exc:
+                # Anything else the server or driver refused (a table dropped
+                # under the store, say): a storage failure, typed as one.
+                raise StorageError(errno.EIO, f"{self.address.location}: {exc}") from exc
             time.sleep(pause)
             pause = min(pause * 2, _MAX_PAUSE)
 
