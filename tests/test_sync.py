@@ -128,6 +128,7 @@ def test_a_sync_copies_everything_once_between_any_two_backends(
     assert (first.baselines_pinned, first.records_copied) == (4, 24)
     assert first.ok
     assert contents(destination) == contents(source)
+    assert destination.verify().ok  # copies, with their origins, are valid records
     again = destination.sync_from(source)
     assert (again.snapshots_copied, again.snapshots_present) == (0, 12)
     assert (again.baselines_pinned, again.baselines_present) == (0, 4)
