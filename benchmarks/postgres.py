@@ -29,7 +29,7 @@ from benchmarks.registry import Measurement, benchmark, latencies, timed_threads
 from snapstore import SnapshotStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from benchmarks.registry import BenchmarkFunction, Context
 
@@ -169,41 +169,39 @@ def _lookups(backend: str, what: str) -> BenchmarkFunction:
     return run
 
 
+def _register_pair(
+    name: str, work: str, make: Callable[[str], BenchmarkFunction], *, durable: bool
+) -> None:
+    """``postgres.local.NAME`` (a directory) and ``postgres.NAME``, compared with it."""
+    local = f"postgres.local.{name}"
+    benchmark(local, group=_GROUP, durable=durable, description=f"{work}, local directory")(
+        make("local")
+    )
+    benchmark(
+        f"postgres.{name}",
+        group=_GROUP,
+        durable=durable,
+        description=f"{work}, PostgreSQL",
+        ref=local,
+    )(make("postgres"))
+
+
 def _register() -> None:
     for count in COUNTS:
-        for kind, make, unit in (
-            ("threads", _threads, "threads of one handle"),
-            ("processes", _processes, "processes, a handle each"),
-        ):
-            local = f"postgres.local.{kind}.{count}"
-            benchmark(
-                local,
-                group=_GROUP,
-                durable=True,
-                description=f"save_snapshot() from {count} {unit}, local directory, fsync",
-            )(make("local", count))
-            benchmark(
-                f"postgres.{kind}.{count}",
-                group=_GROUP,
-                durable=True,
-                description=f"save_snapshot() from {count} {unit}, PostgreSQL, fsync",
-                ref=local,
-            )(make("postgres", count))
+        _register_pair(
+            f"threads.{count}",
+            f"save_snapshot() from {count} threads of one handle, fsync",
+            partial(_threads, threads=count),
+            durable=True,
+        )
+        _register_pair(
+            f"processes.{count}",
+            f"save_snapshot() from {count} processes, a handle each, fsync",
+            partial(_processes, processes=count),
+            durable=True,
+        )
     for what, call in (("get", "get(run_id, stage)"), ("previous", "find_previous_comparable")):
-        local = f"postgres.local.{what}"
-        benchmark(
-            local,
-            group=_GROUP,
-            durable=False,
-            description=f"{call}, warm, local directory",
-        )(_lookups("local", what))
-        benchmark(
-            f"postgres.{what}",
-            group=_GROUP,
-            durable=False,
-            description=f"{call}, warm, PostgreSQL (read cache)",
-            ref=local,
-        )(_lookups("postgres", what))
+        _register_pair(what, f"{call}, warm", partial(_lookups, what=what), durable=False)
 
 
 if server_dsn() is not None:
