@@ -207,7 +207,9 @@ def test_a_baseline_the_destination_pinned_itself_is_kept_and_reported(tmp_path:
         assert destination.baseline("TRAINING", str(ours.comparison_key)) == ours
 
 
-def test_a_baseline_the_source_moved_is_moved_in_the_destination(tmp_path: Path) -> None:
+def test_a_baseline_the_source_moved_is_reported_not_moved_in_the_destination(
+    tmp_path: Path,
+) -> None:
     with SnapshotStore(tmp_path / "a") as source, SnapshotStore(tmp_path / "b") as destination:
         first = source.save_snapshot(NormalizedSnapshot("run-1", "TRAINING"))
         source.get_or_establish_baseline(first)
@@ -215,11 +217,11 @@ def test_a_baseline_the_source_moved_is_moved_in_the_destination(tmp_path: Path)
         second = source.save_snapshot(NormalizedSnapshot("run-2", "TRAINING"))
         source.set_baseline(second)
         report = destination.sync_from(source)
-        assert report.ok
-        assert report.baselines_pinned == 1
-        pinned = destination.baseline("TRAINING", str(first.comparison_key))
+        group = str(first.comparison_key)
+        assert report.baseline_conflicts == [BaselineConflict("TRAINING", group, 2, 1)]
+        pinned = destination.baseline("TRAINING", group)
         assert pinned is not None
-        assert pinned.run_id == "run-2"
+        assert pinned.run_id == "run-1"
 
 
 def test_a_record_the_destination_holds_with_other_data_is_kept_and_reported(

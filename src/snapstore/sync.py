@@ -11,9 +11,9 @@ what the destination lacks, in three steps:
    twice and loses nothing.
 2. **Baseline pins**: each group the source has pinned is pinned in the
    destination to the copy of the source's baseline, if the destination has
-   no baseline for that group. A destination pin that is a copy of an older
-   source pin follows the source (the source moved its baseline); any other
-   destination pin is kept, and reported as a conflict.
+   no baseline for that group. A destination pin on anything else is kept,
+   and reported as a conflict: whoever pinned it there (a person, an earlier
+   sync of a baseline the source has moved since) decides, by pinning again.
 3. **Histories**: every record is appended to the history of that name,
    under its own key, or, if it has none, under the key
    ``"<source identity>:<seq>"``. A key stored already is not written again
@@ -161,13 +161,6 @@ def _sync_pin(pinned: NormalizedSnapshot, copier: _SnapshotCopier, report: SyncR
         report.baselines_present += 1
         return
     assert current.snapshot_seq is not None
-    if current.snapshot_seq in copier.copies.values():
-        # The destination's pin is an older source pin: the source moved it since.
-        copy_snap = destination.get_by_seq(copy)
-        assert copy_snap is not None
-        destination.pin_baseline(copy_snap)
-        report.baselines_pinned += 1
-        return
     assert pinned.snapshot_seq is not None
     report.baseline_conflicts.append(
         BaselineConflict(

@@ -32,9 +32,9 @@ def sync(
     created if it does not exist. Each copy gets DESTINATION's next seq and
     keeps its origin (SOURCE's identity and seq), so running sync again, or
     after it was interrupted at any point, copies nothing twice and loses
-    nothing. A baseline DESTINATION pinned itself, or a history record it
-    holds under the same key with other data, is kept and reported: the
-    exit status is then 1.
+    nothing. A group DESTINATION has pinned on another snapshot than
+    SOURCE's baseline, or a history record it holds under the same key with
+    other data, is kept and reported: the exit status is then 1.
     """
     from snapstore.store import SnapshotStore  # noqa: PLC0415 - only store commands need it
 
