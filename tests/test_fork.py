@@ -14,6 +14,7 @@ import functools
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from snapstore import (
     NormalizedSnapshot,
     SnapshotStore,
 )
+from snapstore.backends.local import disk_index
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -285,3 +287,37 @@ print(sorted(imported))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_fork_during_a_write_to_the_index_file_leaves_the_child_free_to_write_it(
+    tmp_path: Path,
+) -> None:
+    # SQLite keeps, per process, what locks the process's connections hold on
+    # a file; a child forked while a parent's thread was inside a write
+    # transaction inherits that record without the locks, and its own
+    # connection would then wait for a lock nobody can release.
+    with SnapshotStore(tmp_path / "s") as store:
+        store.save_snapshot(_snapshot("parent-0"))
+        store.checkpoint()
+    db = sqlite3.connect(tmp_path / "s" / "index.sqlite", check_same_thread=False)
+    inside, leave = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with disk_index._transaction(db):
+            inside.set()
+            leave.wait(1.0)  # the fork below waits for this transaction, if it may
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    inside.wait()
+
+    def child() -> None:
+        mine = sqlite3.connect(tmp_path / "s" / "index.sqlite", timeout=2)
+        mine.execute("BEGIN IMMEDIATE")
+        mine.execute("COMMIT")
+
+    pid = _in_child(child)
+    leave.set()
+    writer.join()
+    db.close()
+    assert _wait(pid) == 0

@@ -31,6 +31,14 @@ _forks = 0
 # allocation, even in a store of its own. A fork waits here until no such work
 # is running (at most one checkpoint); the child starts with it free.
 arrow_barrier = threading.Lock()
+# Held around each write transaction on an index file. SQLite records, per
+# process, which locks the process's connections hold on a file; a child
+# forked inside a parent thread's write transaction inherits the record but
+# not the locks, and its own connection would wait for a lock nobody can
+# release. A fork waits here until no such transaction is open.
+index_barrier = threading.Lock()
+# Taken in this order by the thread that forks, released after in both processes.
+_BARRIERS = (arrow_barrier, index_barrier)
 
 
 def forks() -> int:
@@ -47,15 +55,23 @@ def check_not_inherited(opened_at: int, what: object) -> None:
         )
 
 
+def _before_fork() -> None:
+    for barrier in _BARRIERS:
+        barrier.acquire()
+
+
+def _release_barriers() -> None:
+    for barrier in reversed(_BARRIERS):
+        barrier.release()
+
+
 def _in_child() -> None:
     global _forks  # noqa: PLW0603 - the one counter every handle compares with
     _forks += 1
-    arrow_barrier.release()  # taken by the thread that forked, the child's only one
+    _release_barriers()  # taken by the thread that forked, the child's only one
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
-        before=arrow_barrier.acquire,
-        after_in_parent=arrow_barrier.release,
-        after_in_child=_in_child,
+        before=_before_fork, after_in_parent=_release_barriers, after_in_child=_in_child
     )

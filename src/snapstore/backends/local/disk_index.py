@@ -31,6 +31,7 @@ import sqlite3
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 
+from snapstore._fork import index_barrier
 from snapstore._log.checked import LogPosition, read_lines
 from snapstore._log.record import decode_line
 
@@ -491,15 +492,17 @@ def _emptied(db: sqlite3.Connection, log: Path | None) -> Covered:
 @contextlib.contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     # IMMEDIATE: the write lock is taken before the position is read, so two
-    # processes adding at once never both decide from one reading.
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    # processes adding at once never both decide from one reading. Inside the
+    # fork barrier: a fork waits for the transaction's end (see _fork).
+    with index_barrier:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 def _log_rows(
