@@ -80,3 +80,12 @@ def check_int_at_least(what: str, value: object, least: int) -> int:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def refuse_backend_options(backend: str, extra: dict[str, object]) -> None:
+    """InvalidInputError if ``extra`` holds options: ``backend`` takes none of its own."""
+    if extra:
+        raise InvalidInputError(
+            f"the {backend} backend takes no option {', '.join(sorted(extra))} "
+            "(options of the local directory backend)"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from snapstore._errors import InvalidInputError
 from snapstore.backends.base import HistoryTarget, StoreTarget
@@ -25,9 +25,14 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_url(target: object) -> TypeGuard[str]:
+    """Whether ``target`` is a URL (``scheme://...``) rather than a path."""
+    return isinstance(target, str) and _URL.match(target) is not None
+
+
 def store_target(target: object, *, read_only: bool) -> StoreTarget:
     """What ``SnapshotStore(target)`` opens: anything but a URL or a target is a path."""
-    if isinstance(target, str) and _URL.match(target):
+    if is_url(target):
         if target.startswith(POSTGRES_SCHEMES):
             return _postgres().PostgresStoreTarget(target)  # type: ignore[no-any-return]
         # Imported here, as the next: most processes never open a memory:// target.
@@ -41,7 +46,7 @@ def store_target(target: object, *, read_only: bool) -> StoreTarget:
 
 def history_target(target: object, *, read_only: bool) -> HistoryTarget:
     """What ``IterationHistory(target)`` opens: anything but a URL or a target is a path."""
-    if isinstance(target, str) and _URL.match(target):
+    if is_url(target):
         if target.startswith(POSTGRES_SCHEMES):
             return _postgres().PostgresHistoryTarget(target)  # type: ignore[no-any-return]
         from snapstore.backends.memory import history_named  # noqa: PLC0415

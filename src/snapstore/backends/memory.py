@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from snapstore._errors import InvalidInputError, StorageError
+from snapstore._options import refuse_backend_options
 from snapstore._records import HistoryRecord
 from snapstore._report import CheckReport
 from snapstore._values import loads, same_content
@@ -68,7 +69,7 @@ class MemoryHistory:
         self._keys: dict[str, int] = {}  # key -> its record's seq
 
     def open_history(self, options: Options, **extra: Any) -> MemoryHistoryBackend:  # noqa: ARG002 - nothing to ask of memory
-        _refuse_extra(extra)
+        refuse_backend_options("memory", extra)
         return MemoryHistoryBackend(self)
 
     def append(self, entries: list[Entry]) -> list[HistoryRecord]:
@@ -170,7 +171,7 @@ class MemoryStore:
         self._histories: dict[str, MemoryHistory] = {}
 
     def open_store(self, options: Options, **extra: Any) -> MemorySnapshotBackend:  # noqa: ARG002 - nothing to ask of memory
-        _refuse_extra(extra)
+        refuse_backend_options("memory", extra)
         return MemorySnapshotBackend(self)
 
     def dump(self) -> dict[str, Any]:
@@ -403,11 +404,3 @@ def _no_such(url: str, what: str) -> StorageError:
     return StorageError(
         errno.ENOENT, f"{url}: no such {what} (a read-only open does not create a {what})"
     )
-
-
-def _refuse_extra(extra: dict[str, Any]) -> None:
-    if extra:
-        raise InvalidInputError(
-            f"the memory backend takes no option {', '.join(sorted(extra))} "
-            "(options of the local directory backend)"
-        )

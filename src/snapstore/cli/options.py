@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,6 +12,7 @@ import click
 
 from snapstore._errors import NotFoundError
 from snapstore._options import DEFAULT_LOCK_TIMEOUT
+from snapstore.backends import is_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -120,7 +120,6 @@ def all_versions_option(command: _F) -> _F:
 # A store or history: a path, or a URL (postgresql://...). Kept a string when
 # it is a URL: a Path would fold its "//".
 Location = Path | str
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class LocationType(click.ParamType):  # type: ignore[type-arg]
@@ -134,7 +133,7 @@ class LocationType(click.ParamType):  # type: ignore[type-arg]
         param: click.Parameter | None,  # noqa: ARG002 - click's signature
         ctx: click.Context | None,  # noqa: ARG002
     ) -> Location:
-        if isinstance(value, Path) or (isinstance(value, str) and _URL.match(value)):
+        if isinstance(value, Path) or is_url(value):
             return value
         return Path(value)
 

@@ -373,6 +373,21 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+def store_identity(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str, *, read_only: bool
+) -> str:
+    """What an open does first: the identity of the store in ``schema``.
+
+    A writable open creates or upgrades the store if it must; a read-only one
+    creates nothing. A current store is read in two statements, without the
+    advisory lock: only creating and upgrading take it.
+    """
+    meta = _meta(conn, schema)
+    if read_only or _version(meta, schema) == SCHEMA_VERSION:
+        return _identity(meta, schema)
+    return ensure_schema(conn, schema)
+
+
 def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> str:
     """Create or upgrade the store in ``schema``; return its identity.
 
@@ -383,7 +398,7 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> 
     name = sql.Identifier(schema)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_SPACE, schema))
-        version = stored_version(conn, schema)
+        version = _version(_meta(conn, schema), schema)
         if version == 0 and schema_holds_tables(conn, schema):
             raise NotAStoreError(
                 f"schema {schema} holds tables but no snapstore store; "
@@ -408,12 +423,39 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> 
                 ).format(name),
                 (str(SCHEMA_VERSION),),
             )
-    return read_identity(conn, schema)
+        return _identity(_meta(conn, schema), schema)
 
 
-def read_identity(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> str:
-    """The identity of the store in ``schema``: NotAStoreError if there is none to read."""
-    version = stored_version(conn, schema)
+def _meta(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> dict[str, str]:
+    """The store's ``meta`` rows (name -> value); empty if ``schema`` holds no store."""
+    found = conn.execute(
+        "SELECT to_regclass(format('%%I.meta', %s::text)) IS NOT NULL", (schema,)
+    ).fetchone()
+    if not found or not found[0]:
+        return {}
+    rows = conn.execute(
+        sql.SQL("SELECT name, value FROM {}.meta").format(sql.Identifier(schema))
+    ).fetchall()
+    return {str(name): str(value) for name, value in rows}
+
+
+def _version(meta: dict[str, str], schema: str) -> int:
+    """The schema version ``meta`` names; 0 for no store. A newer one than ours is refused.
+
+    Its tables may mean what this code does not know.
+    """
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise NotAStoreError(
+            f"schema {schema} holds a store of schema version {version}, newer than "
+            f"this snapstore's {SCHEMA_VERSION}: upgrade snapstore to open it"
+        )
+    return version
+
+
+def _identity(meta: dict[str, str], schema: str) -> str:
+    """The identity ``meta`` holds, if it is a store of this version: NotAStoreError if not."""
+    version = _version(meta, schema)
     if version != SCHEMA_VERSION:
         raise NotAStoreError(
             f"schema {schema} holds no snapstore store"
@@ -421,36 +463,7 @@ def read_identity(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> 
             else f"schema {schema} holds a store of schema version {version}; "
             f"this snapstore reads version {SCHEMA_VERSION} (open it writable to upgrade)"
         )
-    row = conn.execute(
-        sql.SQL("SELECT value FROM {}.meta WHERE name = 'identity'").format(sql.Identifier(schema))
-    ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def stored_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> int:
-    """The schema version of the store in ``schema``; 0 if there is none.
-
-    A version newer than this snapstore's is refused: its tables may mean
-    what this code does not know.
-    """
-    found = conn.execute(
-        "SELECT to_regclass(format('%%I.meta', %s::text)) IS NOT NULL", (schema,)
-    ).fetchone()
-    if not found or not found[0]:
-        return 0
-    row = conn.execute(
-        sql.SQL("SELECT value FROM {}.meta WHERE name = 'schema_version'").format(
-            sql.Identifier(schema)
-        )
-    ).fetchone()
-    version = int(str(row[0])) if row else 0
-    if version > SCHEMA_VERSION:
-        raise NotAStoreError(
-            f"schema {schema} holds a store of schema version {version}, newer than "
-            f"this snapstore's {SCHEMA_VERSION}: upgrade snapstore to open it"
-        )
-    return version
+    return meta["identity"]
 
 
 def schema_holds_tables(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> bool:

@@ -26,9 +26,8 @@ from snapstore.backends.postgres.schema import (
     SCHEMA_VERSION,
     channel,
     check_rows,
-    ensure_schema,
-    read_identity,
     statements,
+    store_identity,
 )
 from snapstore.snapshot import payload_problem, stored_snapshot
 
@@ -70,11 +69,7 @@ class PostgresSnapshotBackend:
         self._saves: Batcher[tuple[object, ...], NormalizedSnapshot] = Batcher(self._save_many)
         try:
             self.identity = self._conns.call(
-                lambda conn: (
-                    read_identity(conn, schema)
-                    if options.read_only
-                    else ensure_schema(conn, schema)
-                )
+                lambda conn: store_identity(conn, schema, read_only=options.read_only)
             )
         except BaseException:
             self.close()

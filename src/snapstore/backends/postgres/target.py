@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from snapstore._errors import InvalidInputError
 from snapstore._names import check_history_name
-from snapstore._options import check_flag
+from snapstore._options import check_flag, refuse_backend_options
 from snapstore.backends.postgres.connection import Address, Connections
 from snapstore.backends.postgres.history import PostgresHistoryBackend
-from snapstore.backends.postgres.schema import read_identity
+from snapstore.backends.postgres.schema import store_identity
 from snapstore.backends.postgres.store import PostgresSnapshotBackend
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class PostgresStoreTarget:
         self, options: Options, *, read_cache: object = True, **extra: Any
     ) -> PostgresSnapshotBackend:
         """A handle; ``read_cache=False``: every read asks the server (see ``cache``)."""
-        _refuse_extra(extra)
+        refuse_backend_options("PostgreSQL", extra)
         return PostgresSnapshotBackend(
             self.address, options, read_cache=check_flag("read_cache", read_cache)
         )
@@ -47,24 +47,13 @@ class PostgresHistoryTarget:
         self.name = check_history_name(self.address.history)
 
     def open_history(self, options: Options, **extra: Any) -> PostgresHistoryBackend:
-        _refuse_extra(extra)
+        refuse_backend_options("PostgreSQL", extra)
         conns = Connections(self.address, options)
+        schema = self.address.schema
         try:
-            schema = self.address.schema
-            if options.read_only:
-                conns.call(lambda conn: read_identity(conn, schema))
-            else:
-                # Creating the store is the store handle's work: open one, briefly.
-                PostgresSnapshotBackend(self.address, options, read_cache=False).close()
+            # Opening a history of a store opens (or creates) the store, as a store handle does.
+            conns.call(lambda conn: store_identity(conn, schema, read_only=options.read_only))
         except BaseException:
             conns.close()
             raise
         return PostgresHistoryBackend(conns, self.address.schema, self.name, owns_connections=True)
-
-
-def _refuse_extra(extra: dict[str, Any]) -> None:
-    if extra:
-        raise InvalidInputError(
-            f"the PostgreSQL backend takes no option {', '.join(sorted(extra))} "
-            "(options of the local directory backend)"
-        )
