@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,9 @@ from snapstore import (
     StorageError,
 )
 from snapstore.backends.postgres import cache, connection
+from snapstore.backends.postgres import schema as postgres_schema
 from snapstore.backends.postgres.connection import Address
-from snapstore.backends.postgres.schema import channel
+from snapstore.backends.postgres.schema import channel, ensure_schema
 from snapstore.testing.conformance import (
     HistoryTableTests,
     HistoryTests,
@@ -391,3 +393,37 @@ def test_a_table_dropped_under_the_store_is_a_storage_error(store_url: str) -> N
         with pytest.raises(StorageError, match="baselines"):
             store.baseline("TRAINING", "any")
         assert store.get("run-1", "TRAINING") is not None  # the connection is still good
+
+
+def test_an_open_that_waited_for_the_creator_finds_the_store_it_created(store_url: str) -> None:
+    # The opener looks for the store first, finds none, and queues behind the
+    # creator: when its turn comes, it must see the store just committed.
+    schema = Address(store_url).schema
+    lock = (postgres_schema._LOCK_SPACE, schema)
+    with psycopg.connect(server_dsn(), autocommit=True) as creator:
+        opened: list[object] = []
+        creator.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", lock)  # as a creator holds it
+        with creator.transaction():
+            ensure_schema(creator, schema)  # created, not yet committed
+            opener = threading.Thread(target=lambda: opened.append(_open_and_close(store_url)))
+            opener.start()
+            assert _seen_within(10, lambda: _waiting_on_an_advisory_lock(creator))
+        creator.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", lock)
+        opener.join(30)
+    assert opened == ["opened"]
+
+
+def _open_and_close(url: str) -> object:
+    try:
+        with SnapshotStore(url) as store:
+            store.save_snapshot(NormalizedSnapshot("run-1", "TRAINING"))
+    except Exception as exc:
+        return exc
+    return "opened"
+
+
+def _waiting_on_an_advisory_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()
+    return bool(row and row[0])

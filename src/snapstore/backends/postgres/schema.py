@@ -391,39 +391,47 @@ def store_identity(
 def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> str:
     """Create or upgrade the store in ``schema``; return its identity.
 
-    Under a transaction-scoped advisory lock: the first opener creates (or
-    upgrades), every other waits and then finds the work done. A schema that
+    Under an advisory lock: the first opener creates (or upgrades), every
+    other waits and then finds the work done. A schema that
     holds other tables, or a store of a newer version, is left untouched.
     """
     name = sql.Identifier(schema)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_SPACE, schema))
-        version = _version(_meta(conn, schema), schema)
-        if version == 0 and schema_holds_tables(conn, schema):
-            raise NotAStoreError(
-                f"schema {schema} holds tables but no snapstore store; "
-                "name another schema with ?schema="
-            )
-        if version < SCHEMA_VERSION:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
-        for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-            for ddl in _MIGRATIONS[upgrade]:
-                conn.execute(_render(ddl, schema))
-        if version == 0:
-            conn.execute(
-                sql.SQL("INSERT INTO {}.meta VALUES ('identity', gen_random_uuid()::text)").format(
-                    name
+    # The lock is the session's, taken before the transaction begins: a
+    # transaction that began before the creator committed would go on
+    # looking the tables up in this session's catalog cache as it was then
+    # (an open that found no store a moment ago would still find none).
+    lock = (_LOCK_SPACE, schema)
+    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", lock)
+    try:
+        with conn.transaction():
+            version = _version(_meta(conn, schema), schema)
+            if version == 0 and schema_holds_tables(conn, schema):
+                raise NotAStoreError(
+                    f"schema {schema} holds tables but no snapstore store; "
+                    "name another schema with ?schema="
                 )
-            )
-        if version < SCHEMA_VERSION:
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {}.meta VALUES ('schema_version', %s) "
-                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-                ).format(name),
-                (str(SCHEMA_VERSION),),
-            )
-        return _identity(_meta(conn, schema), schema)
+            if version < SCHEMA_VERSION:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+            for upgrade in range(version + 1, SCHEMA_VERSION + 1):
+                for ddl in _MIGRATIONS[upgrade]:
+                    conn.execute(_render(ddl, schema))
+            if version == 0:
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.meta VALUES ('identity', gen_random_uuid()::text)"
+                    ).format(name)
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.meta VALUES ('schema_version', %s) "
+                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                    ).format(name),
+                    (str(SCHEMA_VERSION),),
+                )
+            return _identity(_meta(conn, schema), schema)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", lock)
 
 
 def _meta(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> dict[str, str]:
